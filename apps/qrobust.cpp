@@ -1,0 +1,184 @@
+// qrobust command-line interface: parses flags into option structs and calls the library.
+// Exit codes: 0 success, 1 runtime failure, 2 usage or config error.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "bench/bench.h"
+#include "config/config.h"
+#include "data/datasets.h"
+#include "train/checkpoint.h"
+#include "train/console_observer.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/provenance.h"
+#include "util/runtime.h"
+
+namespace {
+using namespace qrobust;
+
+std::atomic<bool> g_stop_requested{false};
+
+// First SIGINT/SIGTERM asks the trainer to stop between steps; a second one kills.
+void request_stop(int signal) {
+  g_stop_requested = true;
+  std::signal(signal, SIG_DFL);
+}
+
+// Flags shared by every command that reads an experiment config.
+struct ConfigFlags {
+  std::string config_file;
+  std::vector<std::string> overrides;
+  int64_t threads = 0;  // 0: keep the config's value
+};
+
+struct TrainCommand {
+  ConfigFlags config;
+  std::string out_dir;
+  bool resume = false;
+};
+
+struct EvalCommand {
+  ConfigFlags config;
+  std::string run_dir;
+  std::string checkpoint;
+  std::string split = "test";
+};
+
+void add_config_flags(CLI::App* command, ConfigFlags& flags) {
+  command->add_option("--config", flags.config_file, "experiment config (YAML)")->group("Config");
+  command->add_option("--set", flags.overrides, "override a config value, e.g. --set train.lr=0.05 (repeatable)")
+      ->group("Config")
+      ->take_all();
+  command->add_option("--threads", flags.threads, "CPU threads (default: the config's `threads`, auto = all cores)")
+      ->group("Execution")
+      ->check(CLI::PositiveNumber);
+}
+
+config::ExperimentConfig load_with_flags(const std::string& file, const ConfigFlags& flags) {
+  auto config = config::load_config(file, flags.overrides);
+  if (flags.threads > 0) config.threads = flags.threads;
+  return config;
+}
+
+int run_train(const TrainCommand& command) {
+  const bool from_run = command.config.config_file.empty();
+  if (from_run && !command.resume) throw UsageError("train: --config is required (or --out RUN --resume)");
+  if (from_run && command.out_dir.empty()) throw UsageError("train: --resume without --config needs --out RUN");
+  const auto config = load_with_flags(from_run ? train::config_path(command.out_dir) : command.config.config_file,
+                                      command.config);
+  train::TrainOptions options;
+  options.run_dir = command.out_dir.empty() ? "runs/" + config.name : command.out_dir;
+  options.resume = command.resume;
+  train::ConsoleObserver observer;
+  options.observer = &observer;
+  options.stop = &g_stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  spdlog::info("training {} ({} on {}) into {}", config.name, config.model.name, config.data.dataset, options.run_dir);
+  const auto metrics = train::train(config, options);
+  spdlog::info("done: test accuracy {:.2f}% -> {}", metrics["test"]["accuracy"].get<double>(),
+               train::metrics_path(options.run_dir));
+  return 0;
+}
+
+int run_eval(const EvalCommand& command) {
+  if (command.run_dir.empty() == command.checkpoint.empty())
+    throw UsageError("eval: give exactly one of --run DIR or --checkpoint FILE");
+  const std::string checkpoint = command.checkpoint.empty() ? train::checkpoint_path(command.run_dir) : command.checkpoint;
+  config::ExperimentConfig config;
+  if (!command.config.config_file.empty()) {
+    config = load_with_flags(command.config.config_file, command.config);
+  } else {
+    // The checkpoint carries the config that trained it; --set still applies (e.g. data.root).
+    config = config::parse_config(train::read_checkpoint_info(checkpoint).config_yaml, checkpoint + " (embedded config)",
+                                  command.config.overrides);
+    if (command.config.threads > 0) config.threads = command.config.threads;
+  }
+  const auto device = util::resolve_device(config.device);
+  util::configure_threads(config.threads);
+  auto model = train::build_model(config, device);
+  const auto info = train::load_checkpoint(checkpoint, *model, nullptr);
+  const auto splits = data::load_splits(config.data, config.seed);
+  const auto& split = command.split == "val" ? splits.val : command.split == "train" ? splits.train : splits.test;
+  if (split.size() == 0) throw UsageError("eval: the " + command.split + " split is empty (set data.val_size)");
+  const auto result = train::evaluate(*model, split, splits.info, config.data.eval_batch_size, device);
+  const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name},  {"dataset", config.data.dataset},
+                              {"epoch", info.epoch},      {"split", command.split},      {"loss", result.loss},
+                              {"accuracy", result.accuracy}, {"samples", result.samples}};
+  std::cout << out.dump(2) << std::endl;
+  return 0;
+}
+
+int run_bench(const bench::BenchOptions& options) {
+  std::cout << bench::run_benchmark(options).dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"qrobust: train networks that stay accurate under post-training quantization, and measure it"};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "print version, git SHA and LibTorch version");
+
+  TrainCommand train_command;
+  auto* train_app = app.add_subcommand("train", "train a model from a config into a run directory");
+  add_config_flags(train_app, train_command.config);
+  train_app->add_option("--out", train_command.out_dir, "run directory (default: runs/<name>)")->group("Run");
+  train_app->add_flag("--resume", train_command.resume, "continue the run in --out from its last checkpoint")->group("Run");
+
+  EvalCommand eval_command;
+  auto* eval_app = app.add_subcommand("eval", "evaluate a trained model");
+  eval_app->add_option("--run", eval_command.run_dir, "run directory")->group("Model");
+  eval_app->add_option("--checkpoint", eval_command.checkpoint, "checkpoint file")->group("Model");
+  eval_app->add_option("--split", eval_command.split, "test, val or train")
+      ->check(CLI::IsMember({"test", "val", "train"}))
+      ->group("Data");
+  add_config_flags(eval_app, eval_command.config);
+
+  bench::BenchOptions bench_options;
+  auto* bench_app = app.add_subcommand("bench", "measure training and inference throughput on synthetic data");
+  bench_app->add_option("--model", bench_options.model, "model name")->group("Model");
+  bench_app->add_option("--batch", bench_options.batch, "batch size")->group("Workload");
+  bench_app->add_option("--steps", bench_options.steps, "timed steps")->group("Workload");
+  bench_app->add_option("--threads", bench_options.threads, "CPU threads (default: all cores)")->group("Execution");
+  bench_app->add_option("--device", bench_options.device, "auto, cpu, cuda or cuda:N")->group("Execution");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  if (show_version) {
+    std::cout << util::version_line() << std::endl;
+    return 0;
+  }
+  try {
+    util::warn_if_reference_blas();
+    if (train_app->parsed()) return run_train(train_command);
+    if (eval_app->parsed()) return run_eval(eval_command);
+    if (bench_app->parsed()) return run_bench(bench_options);
+    std::cout << app.help() << std::endl;
+    return 2;
+  } catch (const UsageError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const c10::Error& e) {
+    spdlog::error("{}", first_line(e.what()));
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,161 @@
+#include "config/config.h"
+
+#include <filesystem>
+#include <regex>
+
+#include "models/registry.h"
+#include "util/atomic_file.h"
+
+namespace qrobust::config {
+
+namespace {
+
+void require(bool ok, YamlSection& section, const std::string& key, const std::string& message) {
+  if (!ok) section.fail(key, message);
+}
+
+std::string str(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+DataConfig read_data(YamlSection s) {
+  DataConfig d;
+  d.dataset = s.choice("dataset", d.dataset, {"cifar10", "fashion_mnist", "mnist"});
+  d.root = s.text("root", default_data_root(d.dataset));
+  d.batch_size = s.integer("batch_size", d.batch_size);
+  require(d.batch_size >= 2, s, "batch_size", "must be at least 2 (batch norm needs two samples), got " + std::to_string(d.batch_size));
+  d.eval_batch_size = s.integer("eval_batch_size", d.eval_batch_size);
+  require(d.eval_batch_size >= 1, s, "eval_batch_size", "must be positive, got " + std::to_string(d.eval_batch_size));
+  d.val_size = s.integer("val_size", d.val_size);
+  require(d.val_size >= 0, s, "val_size", "must be >= 0, got " + std::to_string(d.val_size));
+  d.train_limit = s.integer("train_limit", d.train_limit);
+  require(d.train_limit >= 0, s, "train_limit", "must be >= 0, got " + std::to_string(d.train_limit));
+  d.augment = s.boolean("augment", d.augment);
+  d.crop_padding = s.integer("crop_padding", d.crop_padding);
+  require(d.crop_padding >= 0 && d.crop_padding <= 16, s, "crop_padding", "must be in 0..16, got " + std::to_string(d.crop_padding));
+  s.finish();
+  return d;
+}
+
+ModelConfig read_model(YamlSection s) {
+  ModelConfig m;
+  m.name = s.text("name", m.name);
+  require(models::is_known_model(m.name), s, "name",
+          "unknown model \"" + m.name + "\" (known: " + models::known_models_text() + ")");
+  m.width = s.integer("width", m.width);
+  require(m.width >= 0, s, "width", "must be >= 0, got " + std::to_string(m.width));
+  s.finish();
+  return m;
+}
+
+TrainConfig read_train(YamlSection s) {
+  TrainConfig t;
+  t.epochs = s.integer("epochs", t.epochs);
+  require(t.epochs >= 1, s, "epochs", "must be at least 1, got " + std::to_string(t.epochs));
+  t.lr = s.number("lr", t.lr);
+  require(t.lr > 0, s, "lr", "must be > 0, got " + str(t.lr));
+  t.momentum = s.number("momentum", t.momentum);
+  require(t.momentum >= 0 && t.momentum < 1, s, "momentum", "must be in [0, 1), got " + str(t.momentum));
+  t.nesterov = s.boolean("nesterov", t.nesterov);
+  require(!t.nesterov || t.momentum > 0, s, "nesterov", "needs momentum > 0");
+  t.weight_decay = s.number("weight_decay", t.weight_decay);
+  require(t.weight_decay >= 0, s, "weight_decay", "must be >= 0, got " + str(t.weight_decay));
+  t.schedule = s.choice("schedule", t.schedule, {"cosine", "multistep", "constant"});
+  t.milestones = s.integers("milestones", t.milestones);
+  if (t.schedule == "multistep") require(!t.milestones.empty(), s, "milestones", "multistep needs at least one milestone");
+  for (size_t i = 0; i < t.milestones.size(); ++i) {
+    require(t.milestones[i] > 0 && t.milestones[i] <= t.epochs, s, "milestones",
+            "each milestone must be in 1..epochs (" + std::to_string(t.epochs) + "), got " + std::to_string(t.milestones[i]));
+    require(i == 0 || t.milestones[i] > t.milestones[i - 1], s, "milestones", "must be increasing");
+  }
+  t.gamma = s.number("gamma", t.gamma);
+  require(t.gamma > 0, s, "gamma", "must be > 0, got " + str(t.gamma));
+  t.warmup_epochs = s.number("warmup_epochs", t.warmup_epochs);
+  require(t.warmup_epochs >= 0 && t.warmup_epochs < static_cast<double>(t.epochs), s, "warmup_epochs",
+          "must be in [0, epochs), got " + str(t.warmup_epochs));
+  t.init_from = s.text("init_from", t.init_from);
+  s.finish();
+  return t;
+}
+
+}  // namespace
+
+std::string default_data_root(const std::string& dataset) {
+  if (dataset == "fashion_mnist") return "/usr/share/datasets/fashion-mnist";
+  if (dataset == "mnist") return "data/mnist";
+  return "data/cifar-10-batches-bin";
+}
+
+ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,
+                              const std::vector<std::string>& overrides) {
+  YAML::Node root = parse_yaml(yaml_text, source);
+  auto origin = std::make_shared<YamlOrigin>();
+  origin->file = source;
+  for (const auto& assignment : overrides) apply_override(root, assignment, *origin);
+
+  YamlSection s(root, "", origin);
+  ExperimentConfig c;
+  c.name = s.text("name", std::filesystem::path(source).stem().string());
+  require(!c.name.empty() && c.name.find('/') == std::string::npos, s, "name",
+          "must be a non-empty name without '/', got \"" + c.name + "\"");
+  c.seed = s.integer("seed", c.seed);
+  require(c.seed >= 0, s, "seed", "must be >= 0, got " + std::to_string(c.seed));
+  c.device = s.text("device", c.device);
+  static const std::regex device_pattern("auto|cpu|cuda(:[0-9]+)?");
+  require(std::regex_match(c.device, device_pattern), s, "device",
+          "expected auto, cpu, cuda or cuda:N, got \"" + c.device + "\"");
+  if (s.has("threads") && s.text("threads", "") != "auto") {
+    c.threads = s.integer("threads", 0);
+    require(c.threads >= 1, s, "threads", "expected auto or a positive integer, got " + std::to_string(c.threads));
+  }
+  c.data = read_data(s.section("data"));
+  c.model = read_model(s.section("model"));
+  c.train = read_train(s.section("train"));
+  s.finish();
+  return c;
+}
+
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
+  return parse_config(util::read_file(path), path, overrides);
+}
+
+std::string to_yaml(const ExperimentConfig& c) {
+  YAML::Emitter out;
+  out.SetDoublePrecision(15);  // shortest text for values typed in a config; stable under re-parsing
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << c.name;
+  out << YAML::Key << "seed" << YAML::Value << c.seed;
+  out << YAML::Key << "device" << YAML::Value << c.device;
+  out << YAML::Key << "threads" << YAML::Value;
+  if (c.threads == 0) out << "auto"; else out << c.threads;
+  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap
+      << YAML::Key << "dataset" << YAML::Value << c.data.dataset
+      << YAML::Key << "root" << YAML::Value << c.data.root
+      << YAML::Key << "batch_size" << YAML::Value << c.data.batch_size
+      << YAML::Key << "eval_batch_size" << YAML::Value << c.data.eval_batch_size
+      << YAML::Key << "val_size" << YAML::Value << c.data.val_size
+      << YAML::Key << "train_limit" << YAML::Value << c.data.train_limit
+      << YAML::Key << "augment" << YAML::Value << c.data.augment
+      << YAML::Key << "crop_padding" << YAML::Value << c.data.crop_padding << YAML::EndMap;
+  out << YAML::Key << "model" << YAML::Value << YAML::BeginMap
+      << YAML::Key << "name" << YAML::Value << c.model.name
+      << YAML::Key << "width" << YAML::Value << c.model.width << YAML::EndMap;
+  out << YAML::Key << "train" << YAML::Value << YAML::BeginMap
+      << YAML::Key << "epochs" << YAML::Value << c.train.epochs
+      << YAML::Key << "lr" << YAML::Value << c.train.lr
+      << YAML::Key << "momentum" << YAML::Value << c.train.momentum
+      << YAML::Key << "nesterov" << YAML::Value << c.train.nesterov
+      << YAML::Key << "weight_decay" << YAML::Value << c.train.weight_decay
+      << YAML::Key << "schedule" << YAML::Value << c.train.schedule
+      << YAML::Key << "milestones" << YAML::Value << YAML::Flow << c.train.milestones
+      << YAML::Key << "gamma" << YAML::Value << c.train.gamma
+      << YAML::Key << "warmup_epochs" << YAML::Value << c.train.warmup_epochs
+      << YAML::Key << "init_from" << YAML::Value << c.train.init_from << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace qrobust::config

@@ -1,0 +1,64 @@
+#pragma once
+// An experiment's configuration: YAML file (+ --set overrides) -> validated, typed structs,
+// and back to YAML (the resolved config written into every run directory and checkpoint).
+// Relative paths in a config are relative to the working directory.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/yaml_reader.h"
+
+namespace qrobust::config {
+
+struct DataConfig {
+  std::string dataset = "cifar10";  // cifar10 | fashion_mnist | mnist
+  std::string root;                 // directory with the data set's files; "" resolves to its default
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 500;
+  int64_t val_size = 0;     // training images held out (seeded) as a validation split
+  int64_t train_limit = 0;  // use only this many training images (0: all), for quick runs
+  bool augment = true;      // padded random crop + horizontal flip, per batch
+  int64_t crop_padding = 4;
+};
+
+struct ModelConfig {
+  std::string name = "resnet20";
+  int64_t width = 0;  // channels of the first conv; 0: the architecture's own
+};
+
+struct TrainConfig {
+  int64_t epochs = 1;
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";  // cosine | multistep | constant
+  std::vector<int64_t> milestones;  // multistep: epochs after which lr is multiplied by gamma
+  double gamma = 0.1;
+  double warmup_epochs = 0;  // linear warm-up from 0, counted in (fractional) epochs
+  std::string init_from;     // checkpoint to start from (fine-tuning); its optimizer state is not used
+};
+
+struct ExperimentConfig {
+  std::string name;
+  int64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int64_t threads = 0;          // 0 = "auto": all cores
+  DataConfig data;
+  ModelConfig model;
+  TrainConfig train;
+};
+
+// Reads and validates `path`, applying "key.path=value" overrides first.
+ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from text; `source` names it in errors.
+ExperimentConfig parse_config(const std::string& yaml_text, const std::string& source,
+                              const std::vector<std::string>& overrides = {});
+
+// Every field, defaults resolved; parse_config(to_yaml(c)) == c.
+std::string to_yaml(const ExperimentConfig& config);
+
+// Where a data set lives when data.root is not given.
+std::string default_data_root(const std::string& dataset);
+
+}  // namespace qrobust::config

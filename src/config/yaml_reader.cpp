@@ -1,0 +1,175 @@
+#include "config/yaml_reader.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace qrobust::config {
+
+namespace {
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "nothing";
+    default: return "\"" + node.Scalar() + "\"";
+  }
+}
+
+std::string join(const std::set<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+}  // namespace
+
+YAML::Node parse_yaml(const std::string& text, const std::string& file) {
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
+    if (!root.IsMap()) throw ConfigError(file + ":1: expected a map of config sections, got " + describe(root));
+    return root;
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
+void apply_override(YAML::Node& root, const std::string& assignment, YamlOrigin& origin) {
+  const auto equals = assignment.find('=');
+  if (equals == std::string::npos || equals == 0)
+    throw ConfigError("--set " + assignment + ": expected key.path=value");
+  const std::string path = assignment.substr(0, equals);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(equals + 1));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError("--set " + path + ": invalid YAML value: " + e.msg);
+  }
+  std::vector<std::string> keys;
+  std::stringstream parts(path);
+  for (std::string key; std::getline(parts, key, '.');) {
+    if (key.empty()) throw ConfigError("--set " + assignment + ": empty key in \"" + path + "\"");
+    keys.push_back(key);
+  }
+  // yaml-cpp nodes are references: reset() rebinds, plain assignment would overwrite.
+  YAML::Node node;
+  node.reset(root);
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    YAML::Node child = node[keys[i]];
+    if (!child.IsDefined() || child.IsNull()) {
+      node[keys[i]] = YAML::Node(YAML::NodeType::Map);
+      child = node[keys[i]];
+    }
+    if (!child.IsMap()) throw ConfigError("--set " + path + ": " + keys[i] + " is not a section");
+    node.reset(child);
+  }
+  node[keys.back()] = value;
+  origin.overridden.insert(path);
+}
+
+YamlSection::YamlSection(YAML::Node node, std::string path, std::shared_ptr<const YamlOrigin> origin)
+    : node_(std::move(node)), path_(std::move(path)), origin_(std::move(origin)) {}
+
+bool YamlSection::has(const std::string& key) const { return node_.IsMap() && node_[key].IsDefined(); }
+
+std::string YamlSection::location(const std::string& key) const {
+  const std::string full = key_path(key);
+  for (const auto& overridden : origin_->overridden)
+    if (full == overridden || full.rfind(overridden + ".", 0) == 0 || overridden.rfind(full + ".", 0) == 0)
+      return "--set " + overridden;
+  YAML::Mark mark = node_.Mark();
+  if (has(key)) mark = node_[key].Mark();
+  if (mark.is_null()) return origin_->file;
+  return origin_->file + ":" + std::to_string(mark.line + 1);
+}
+
+void YamlSection::fail(const std::string& key, const std::string& message) const {
+  throw ConfigError(location(key) + ": " + key_path(key) + ": " + message);
+}
+
+YAML::Node YamlSection::scalar(const std::string& key, const char* expected) {
+  read_.insert(key);
+  YAML::Node value = node_[key];
+  if (!value.IsScalar()) fail(key, std::string("expected ") + expected + ", got " + describe(value));
+  return value;
+}
+
+double YamlSection::number(const std::string& key, double fallback) {
+  if (!has(key)) return (read_.insert(key), fallback);
+  const YAML::Node value = scalar(key, "a number");
+  try {
+    const double parsed = value.as<double>();
+    if (!std::isfinite(parsed)) fail(key, "expected a finite number, got " + describe(value));
+    return parsed;
+  } catch (const YAML::BadConversion&) {
+    fail(key, "expected a number, got " + describe(value));
+  }
+}
+
+int64_t YamlSection::integer(const std::string& key, int64_t fallback) {
+  if (!has(key)) return (read_.insert(key), fallback);
+  const YAML::Node value = scalar(key, "an integer");
+  try {
+    return value.as<int64_t>();
+  } catch (const YAML::BadConversion&) {
+    fail(key, "expected an integer, got " + describe(value));
+  }
+}
+
+bool YamlSection::boolean(const std::string& key, bool fallback) {
+  if (!has(key)) return (read_.insert(key), fallback);
+  const YAML::Node value = scalar(key, "true or false");
+  try {
+    return value.as<bool>();
+  } catch (const YAML::BadConversion&) {
+    fail(key, "expected true or false, got " + describe(value));
+  }
+}
+
+std::string YamlSection::text(const std::string& key, const std::string& fallback) {
+  if (!has(key)) return (read_.insert(key), fallback);
+  return scalar(key, "a string").Scalar();
+}
+
+std::vector<int64_t> YamlSection::integers(const std::string& key, const std::vector<int64_t>& fallback) {
+  read_.insert(key);
+  if (!has(key)) return fallback;
+  const YAML::Node value = node_[key];
+  if (!value.IsSequence()) fail(key, "expected a list of integers, got " + describe(value));
+  std::vector<int64_t> out;
+  for (const auto& item : value) {
+    try {
+      out.push_back(item.as<int64_t>());
+    } catch (const YAML::BadConversion&) {
+      fail(key, "expected a list of integers, got an element " + describe(item));
+    }
+  }
+  return out;
+}
+
+std::string YamlSection::choice(const std::string& key, const std::string& fallback,
+                                const std::vector<std::string>& choices) {
+  const std::string value = text(key, fallback);
+  for (const auto& c : choices)
+    if (value == c) return value;
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  fail(key, "expected one of " + list + ", got \"" + value + "\"");
+}
+
+YamlSection YamlSection::section(const std::string& key) {
+  read_.insert(key);
+  if (!has(key) || node_[key].IsNull()) return YamlSection(YAML::Node(YAML::NodeType::Map), key_path(key), origin_);
+  if (!node_[key].IsMap()) fail(key, "expected a section (a map of keys), got " + describe(node_[key]));
+  return YamlSection(node_[key], key_path(key), origin_);
+}
+
+void YamlSection::finish() const {
+  if (!node_.IsMap()) return;
+  for (const auto& entry : node_) {
+    const std::string key = entry.first.as<std::string>();
+    if (read_.count(key)) continue;
+    throw ConfigError(location(key) + ": " + key_path(key) + ": unknown key (known here: " + join(read_) + ")");
+  }
+}
+
+}  // namespace qrobust::config

@@ -1,0 +1,50 @@
+#pragma once
+// Turning an in-memory split into training or evaluation batches. Shuffling, augmentation and
+// normalization are tensor operations over the whole batch (no per-sample loop). Every random
+// choice comes from a generator seeded by (epoch seed, batch index), so an epoch's batches are
+// the same whether it runs straight through or is resumed, and on any device.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "data/datasets.h"
+
+namespace qrobust::data {
+
+struct Batch {
+  torch::Tensor images;   // float, normalized, on the target device
+  torch::Tensor targets;  // int64, on the target device
+};
+
+struct BatchOptions {
+  int64_t batch_size = 128;
+  bool shuffle = false;
+  bool drop_last = false;  // training drops a short last batch (batch norm needs > 1 sample)
+  bool augment = false;
+  int64_t crop_padding = 4;
+};
+
+class EpochBatches {
+ public:
+  EpochBatches(const LabeledImages& split, const DatasetInfo& info, const BatchOptions& options, uint64_t epoch_seed,
+               torch::Device device);
+
+  int64_t size() const { return num_batches_; }
+  int64_t images_in(int64_t batch) const;
+  Batch get(int64_t batch) const;
+
+ private:
+  LabeledImages split_;
+  BatchOptions options_;
+  uint64_t seed_;
+  torch::Device device_;
+  torch::Tensor order_;
+  torch::Tensor mean_, std_;  // 1 x C x 1 x 1 on device
+  int64_t num_batches_;
+};
+
+// Zero-pads each image by `padding` pixels and crops a random H x W window, then flips half
+// of the images horizontally (uint8 in, uint8 out).
+torch::Tensor random_crop_flip(const torch::Tensor& images, int64_t padding, at::Generator& generator);
+
+}  // namespace qrobust::data

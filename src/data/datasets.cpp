@@ -1,0 +1,60 @@
+#include "data/datasets.h"
+
+#include "data/cifar10.h"
+#include "data/idx.h"
+
+namespace qrobust::data {
+
+uint64_t mix_seed(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+DatasetInfo dataset_info(const std::string& dataset) {
+  if (dataset == "cifar10") return {"cifar10", 3, 32, 32, 10, {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
+  if (dataset == "fashion_mnist") return {"fashion_mnist", 1, 28, 28, 10, {0.2860}, {0.3530}};
+  if (dataset == "mnist") return {"mnist", 1, 28, 28, 10, {0.1307}, {0.3081}};
+  throw UsageError("data.dataset: unknown data set \"" + dataset + "\"");
+}
+
+DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
+  DataSplits splits;
+  splits.info = dataset_info(config.dataset);
+  LabeledImages train;
+  if (config.dataset == "cifar10") {
+    CIFAR10 train_set(config.root, CIFAR10::Mode::kTrain), test_set(config.root, CIFAR10::Mode::kTest);
+    train = {train_set.images(), train_set.targets()};
+    splits.test = {test_set.images(), test_set.targets()};
+  } else {
+    IdxDataset train_set(config.root, IdxDataset::Mode::kTrain), test_set(config.root, IdxDataset::Mode::kTest);
+    train = {train_set.images(), train_set.targets()};
+    splits.test = {test_set.images(), test_set.targets()};
+  }
+  const auto& info = splits.info;
+  for (const auto* split : {&train, &splits.test})
+    if (split->images.size(1) != info.channels || split->images.size(2) != info.height || split->images.size(3) != info.width)
+      throw RuntimeFailure(config.root + ": images are " + std::to_string(split->images.size(1)) + "x" +
+                           std::to_string(split->images.size(2)) + "x" + std::to_string(split->images.size(3)) +
+                           ", expected " + std::to_string(info.channels) + "x" + std::to_string(info.height) + "x" +
+                           std::to_string(info.width) + " for " + info.name);
+
+  if (config.val_size >= train.size())
+    throw UsageError("data.val_size: " + std::to_string(config.val_size) + " leaves no training images (the split has " +
+                     std::to_string(train.size()) + ")");
+  torch::Tensor keep = torch::arange(train.size());
+  if (config.val_size > 0) {
+    auto generator = at::detail::createCPUGenerator(mix_seed(static_cast<uint64_t>(seed), 0x7661));
+    const auto order = torch::randperm(train.size(), generator, torch::kLong);
+    const auto val_index = std::get<0>(order.narrow(0, 0, config.val_size).sort());
+    keep = std::get<0>(order.narrow(0, config.val_size, train.size() - config.val_size).sort());
+    splits.val = {train.images.index_select(0, val_index), train.targets.index_select(0, val_index)};
+  }
+  if (config.train_limit > 0 && config.train_limit < keep.size(0)) keep = keep.narrow(0, 0, config.train_limit);
+  splits.train = keep.size(0) == train.size() ? train
+                                              : LabeledImages{train.images.index_select(0, keep), train.targets.index_select(0, keep)};
+  return splits;
+}
+
+}  // namespace qrobust::data

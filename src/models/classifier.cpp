@@ -1,0 +1,43 @@
+#include "models/classifier.h"
+
+namespace qrobust::models {
+
+torch::Tensor QuantLayer::weight() const { return layer->named_parameters(false)["weight"]; }
+
+ClassifierImpl::ClassifierImpl(std::string architecture, InputSpec input)
+    : architecture_(std::move(architecture)), input_(input) {}
+
+void ClassifierImpl::set_quant_point_mode(QuantPointMode mode) {
+  for (auto& point : points_) point->set_mode(mode);
+}
+
+int64_t ClassifierImpl::parameter_count() const {
+  int64_t count = 0;
+  for (const auto& p : parameters()) count += p.numel();
+  return count;
+}
+
+void ClassifierImpl::declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
+                                   std::shared_ptr<torch::nn::Module> norm) {
+  layers_.push_back({name, std::move(layer), std::move(norm)});
+}
+
+void ClassifierImpl::declare_point(QuantPoint point) { points_.push_back(std::move(point)); }
+
+void ClassifierImpl::initialize_weights() {
+  torch::NoGradGuard no_grad;
+  for (auto& module : modules(false)) {
+    if (auto* conv = module->as<torch::nn::Conv2d>()) {
+      torch::nn::init::kaiming_normal_(conv->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* bn2 = module->as<torch::nn::BatchNorm2d>()) {
+      bn2->weight.fill_(1.0);
+      bn2->bias.zero_();
+    } else if (auto* bn1 = module->as<torch::nn::BatchNorm1d>()) {
+      bn1->weight.fill_(1.0);
+      bn1->bias.zero_();
+    }
+  }
+}
+
+}  // namespace qrobust::models

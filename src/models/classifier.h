@@ -1,0 +1,67 @@
+#pragma once
+// The interface every image classifier in qrobust offers beyond forward(): the list of layers
+// whose weights are quantized (each conv / linear with the batch norm that follows it, if any)
+// and the list of activation quantization points, both in forward order. Batch-norm folding,
+// weight quantization, the weight penalty and per-layer logging all walk `quant_layers()`;
+// calibration, activation quantization and the activation penalty walk `quant_points()`.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/quant_point.h"
+
+namespace qrobust::models {
+
+// A weight layer as quantization sees it.
+struct QuantLayer {
+  std::string name;                          // parameter prefix, e.g. "layer1.0.conv1"
+  std::shared_ptr<torch::nn::Module> layer;  // a Conv2dImpl or LinearImpl
+  std::shared_ptr<torch::nn::Module> norm;   // the BatchNorm{1,2}dImpl applied to its output, or null
+
+  torch::Tensor weight() const;
+};
+
+// What a model is built for: input images C x H x W and the number of classes.
+struct InputSpec {
+  int64_t channels = 3;
+  int64_t height = 32;
+  int64_t width = 32;
+  int64_t num_classes = 10;
+};
+
+class ClassifierImpl : public torch::nn::Module {
+ public:
+  ClassifierImpl(std::string architecture, InputSpec input);
+
+  virtual torch::Tensor forward(torch::Tensor images) = 0;
+
+  const std::string& architecture() const { return architecture_; }
+  const InputSpec& input_spec() const { return input_; }
+  const std::vector<QuantLayer>& quant_layers() const { return layers_; }
+  const std::vector<QuantPoint>& quant_points() const { return points_; }
+
+  void set_quant_point_mode(QuantPointMode mode);
+  int64_t parameter_count() const;
+
+ protected:
+  // Constructors declare, in forward order, the weight layers and points they registered.
+  void declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
+                     std::shared_ptr<torch::nn::Module> norm);
+  void declare_point(QuantPoint point);
+
+  // He et al. (2015) fan-out normal init for convolutions, (1, 0) for batch norms, as
+  // torchvision's ResNet and VGG do.
+  void initialize_weights();
+
+ private:
+  std::string architecture_;
+  InputSpec input_;
+  std::vector<QuantLayer> layers_;
+  std::vector<QuantPoint> points_;
+};
+
+using Classifier = std::shared_ptr<ClassifierImpl>;
+
+}  // namespace qrobust::models

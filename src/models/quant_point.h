@@ -1,0 +1,31 @@
+#pragma once
+// A quantization point marks a place in a network where an activation is quantized: the network
+// input, every ReLU / block output, the input of the classifier. It is the one concept shared by
+// calibration (observe the tensor), post-training fake quantization (quantize it) and the
+// activation-gradient penalty (record it so dCE/da can be taken). In plain training it is the
+// identity.
+#include <torch/torch.h>
+
+namespace qrobust::models {
+
+enum class QuantPointMode {
+  kOff,     // identity
+  kRecord,  // identity, and keeps the tensor it saw (with its autograd history)
+};
+
+class QuantPointImpl : public torch::nn::Module {
+ public:
+  torch::Tensor forward(torch::Tensor x);
+
+  void set_mode(QuantPointMode mode);
+  QuantPointMode mode() const { return mode_; }
+  // The tensor seen by the last forward in kRecord mode (undefined otherwise).
+  const torch::Tensor& recorded() const { return recorded_; }
+
+ private:
+  QuantPointMode mode_ = QuantPointMode::kOff;
+  torch::Tensor recorded_;
+};
+TORCH_MODULE(QuantPoint);
+
+}  // namespace qrobust::models

@@ -1,0 +1,61 @@
+#include "models/vgg.h"
+
+namespace qrobust::models {
+namespace F = torch::nn::functional;
+
+VggImpl::VggImpl(std::string architecture, const VggOptions& options)
+    : ClassifierImpl(std::move(architecture), options.input()) {
+  input_point_ = register_module("input_point", QuantPoint());
+  declare_point(input_point_);
+  int64_t channels = options.input().channels, height = options.input().height, width = options.input().width;
+  int64_t index = 0;
+  for (int64_t out : options.features()) {
+    if (out == 0) {
+      features_.push_back({});
+      height = (height + 1) / 2;
+      width = (width + 1) / 2;
+      continue;
+    }
+    ++index;
+    auto conv = register_module("conv" + std::to_string(index),
+                                torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, out, 3).padding(1).bias(false)));
+    auto bn = register_module("bn" + std::to_string(index), torch::nn::BatchNorm2d(out));
+    auto act = register_module("act" + std::to_string(index), QuantPoint());
+    declare_layer("conv" + std::to_string(index), conv, bn);
+    declare_point(act);
+    features_.push_back({conv, bn, act});
+    channels = out;
+  }
+  int64_t in = channels * height * width;
+  index = 0;
+  for (int64_t out : options.hidden()) {
+    ++index;
+    auto fc = register_module("fc" + std::to_string(index), torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)));
+    auto bn = register_module("fc_bn" + std::to_string(index), torch::nn::BatchNorm1d(out));
+    auto act = register_module("fc_act" + std::to_string(index), QuantPoint());
+    declare_layer("fc" + std::to_string(index), fc, bn);
+    declare_point(act);
+    classifier_.push_back({fc, bn, act});
+    in = out;
+  }
+  fc_ = register_module("fc", torch::nn::Linear(in, options.input().num_classes));
+  declare_layer("fc", fc_.ptr(), nullptr);
+  initialize_weights();
+}
+
+torch::Tensor VggImpl::forward(torch::Tensor images) {
+  auto x = input_point_(images);
+  for (auto& unit : features_) {
+    if (!unit.layer) {
+      x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2).ceil_mode(true));
+      continue;
+    }
+    x = unit.act(torch::relu(unit.norm->as<torch::nn::BatchNorm2d>()->forward(unit.layer->as<torch::nn::Conv2d>()->forward(x))));
+  }
+  x = x.flatten(1);
+  for (auto& unit : classifier_)
+    x = unit.act(torch::relu(unit.norm->as<torch::nn::BatchNorm1d>()->forward(unit.layer->as<torch::nn::Linear>()->forward(x))));
+  return fc_(x);
+}
+
+}  // namespace qrobust::models

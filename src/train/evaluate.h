@@ -1,0 +1,19 @@
+#pragma once
+// Accuracy and loss of a model on a split, in eval mode (batch-norm running statistics).
+#include <torch/torch.h>
+
+#include "data/datasets.h"
+#include "models/classifier.h"
+
+namespace qrobust::train {
+
+struct EvalResult {
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // top-1, percent
+  int64_t samples = 0;
+};
+
+EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
+                    int64_t batch_size, torch::Device device);
+
+}  // namespace qrobust::train

@@ -1,0 +1,199 @@
+#include "train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "data/batches.h"
+#include "models/registry.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/schedule.h"
+#include "util/atomic_file.h"
+#include "util/provenance.h"
+#include "util/runtime.h"
+
+namespace qrobust::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.pt"; }
+std::string config_path(const std::string& run_dir) { return run_dir + "/config.yaml"; }
+std::string log_path(const std::string& run_dir) { return run_dir + "/train_log.jsonl"; }
+std::string metrics_path(const std::string& run_dir) { return run_dir + "/metrics.json"; }
+
+models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device) {
+  const auto info = data::dataset_info(config.data.dataset);
+  torch::manual_seed(static_cast<uint64_t>(config.seed));
+  auto model = models::make_model(config.model.name, {info.channels, info.height, info.width, info.num_classes},
+                                  config.model.width);
+  model->to(device);
+  return model;
+}
+
+namespace {
+
+// Keeps the log records of epochs 1..completed (a kill can leave a record for an epoch whose
+// checkpoint was never written).
+void trim_log(const std::string& path, int64_t completed) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (record.is_object() && record.value("epoch", int64_t{0}) <= completed) kept += line + "\n";
+  }
+  util::write_file_atomically(path, kept);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line << "\n";
+  out.flush();
+  if (!out) throw RuntimeFailure(path + ": cannot append");
+}
+
+// Equal configs up to where the run executes (threads, device), which may change on resume.
+bool same_experiment(config::ExperimentConfig saved, const config::ExperimentConfig& requested) {
+  saved.threads = requested.threads;
+  saved.device = requested.device;
+  return config::to_yaml(saved) == config::to_yaml(requested);
+}
+
+// Prepares RUN for a fresh or resumed run; returns the checkpoint to resume from, or "".
+std::string prepare_run_dir(const TrainOptions& options, const config::ExperimentConfig& config,
+                            const std::string& config_yaml) {
+  const std::string& dir = options.run_dir;
+  const bool has_checkpoint = fs::exists(checkpoint_path(dir));
+  if (options.resume) {
+    if (!fs::exists(config_path(dir)))
+      throw UsageError(dir + ": nothing to resume (no config.yaml); start the run without --resume");
+    if (!same_experiment(config::parse_config(util::read_file(config_path(dir)), config_path(dir)), config))
+      throw UsageError(dir + ": the config differs from the run's config.yaml; resume with the run's own config "
+                             "(leave out --config and --set)");
+    return has_checkpoint ? checkpoint_path(dir) : "";
+  }
+  if (has_checkpoint)
+    throw UsageError(dir + ": already holds a run; continue it with --resume or choose another --out");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw RuntimeFailure(dir + ": cannot create run directory: " + ec.message());
+  util::write_file_atomically(config_path(dir), config_yaml);
+  util::write_file_atomically(log_path(dir), "");
+  return "";
+}
+
+nlohmann::json eval_json(const EvalResult& result) {
+  return {{"loss", result.loss}, {"accuracy", result.accuracy}, {"samples", result.samples}};
+}
+
+}  // namespace
+
+nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options) {
+  const std::string config_yaml = config::to_yaml(config);
+  const std::string resume_from = prepare_run_dir(options, config, config_yaml);
+  const torch::Device device = util::resolve_device(config.device);
+  const int threads = util::configure_threads(config.threads);
+
+  const auto splits = data::load_splits(config.data, config.seed);
+  auto model = build_model(config, device);
+  auto optimizer = make_optimizer(config.train, model->parameters());
+
+  int64_t start_epoch = 0;
+  if (!resume_from.empty()) {
+    start_epoch = load_checkpoint(resume_from, *model, &optimizer).epoch;
+    trim_log(log_path(options.run_dir), start_epoch);
+    spdlog::info("resuming {} after epoch {}", options.run_dir, start_epoch);
+  } else if (!config.train.init_from.empty()) {
+    load_checkpoint(config.train.init_from, *model, nullptr);
+    spdlog::info("initialized weights from {}", config.train.init_from);
+  }
+
+  data::BatchOptions batch_options;
+  batch_options.batch_size = config.data.batch_size;
+  batch_options.shuffle = true;
+  batch_options.drop_last = true;
+  batch_options.augment = config.data.augment;
+  batch_options.crop_padding = config.data.crop_padding;
+
+  double train_seconds = 0;
+  int64_t trained_images = 0;
+  for (int64_t epoch = start_epoch; epoch < config.train.epochs; ++epoch) {
+    data::EpochBatches batches(splits.train, splits.info, batch_options,
+                               data::mix_seed(static_cast<uint64_t>(config.seed), static_cast<uint64_t>(epoch)), device);
+    if (options.observer) options.observer->on_epoch_start(epoch, config.train.epochs, batches.size(), splits.train.size());
+    model->train();
+    const auto start = Clock::now();
+    double loss_sum = 0;
+    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    int64_t images = 0;
+    for (int64_t step = 0; step < batches.size(); ++step) {
+      if (options.stop && options.stop->load())
+        throw TrainingInterrupted("interrupted in epoch " + std::to_string(epoch + 1) + "; " +
+                                  (epoch > 0 ? "the checkpoint after epoch " + std::to_string(epoch) + " is kept; "
+                                             : std::string()) +
+                                  "continue with: qrobust train --out " + options.run_dir + " --resume");
+      set_learning_rate(optimizer, learning_rate(config.train, epoch, step, batches.size()));
+      const auto batch = batches.get(step);
+      optimizer.zero_grad();
+      const auto logits = model->forward(batch.images);
+      const auto loss = torch::nn::functional::cross_entropy(logits, batch.targets);
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value))
+        throw TrainingDiverged("training diverged: loss is " + std::to_string(loss_value) + " at epoch " +
+                               std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
+                               (epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
+                                          : std::string("; no checkpoint was written")) +
+                               " (lower train.lr?)");
+      loss.backward();
+      optimizer.step();
+      const int64_t n = batch.targets.size(0);
+      loss_sum += loss_value * static_cast<double>(n);
+      correct += logits.argmax(1).eq(batch.targets).sum();
+      images += n;
+      if (options.observer) options.observer->on_step(step, images, loss_value);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    train_seconds += seconds;
+    trained_images += images;
+
+    nlohmann::json record = {
+        {"epoch", epoch + 1},
+        {"lr", learning_rate(config.train, epoch, 0, batches.size())},
+        {"train", {{"loss", loss_sum / static_cast<double>(images)},
+                   {"accuracy", 100.0 * static_cast<double>(correct.item<int64_t>()) / static_cast<double>(images)}}},
+        {"test", eval_json(evaluate(*model, splits.test, splits.info, config.data.eval_batch_size, device))},
+        {"train_seconds", seconds},
+        {"images_per_second", static_cast<double>(images) / seconds}};
+    if (splits.val.size() > 0)
+      record["val"] = eval_json(evaluate(*model, splits.val, splits.info, config.data.eval_batch_size, device));
+    // Log first, checkpoint second: a kill in between leaves a record that resume trims.
+    append_line(log_path(options.run_dir), record.dump());
+    save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);
+    if (options.observer) options.observer->on_epoch_end(record);
+  }
+
+  nlohmann::json metrics = {
+      {"name", config.name},
+      {"model", config.model.name},
+      {"parameters", model->parameter_count()},
+      {"dataset", config.data.dataset},
+      {"epochs", config.train.epochs},
+      {"test", eval_json(evaluate(*model, splits.test, splits.info, config.data.eval_batch_size, device))},
+      {"device", device.str()},
+      {"threads", threads},
+      {"train_seconds_this_session", train_seconds},
+      {"train_images_per_second", train_seconds > 0 ? static_cast<double>(trained_images) / train_seconds : 0.0},
+      {"checkpoint", checkpoint_path(options.run_dir)},
+      {"provenance", util::provenance()}};
+  if (splits.val.size() > 0)
+    metrics["val"] = eval_json(evaluate(*model, splits.val, splits.info, config.data.eval_batch_size, device));
+  util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");
+  return metrics;
+}
+
+}  // namespace qrobust::train

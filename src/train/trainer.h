@@ -1,0 +1,63 @@
+#pragma once
+// Training a classifier from a config into a run directory:
+//   RUN/config.yaml       the resolved config
+//   RUN/train_log.jsonl   one JSON record per epoch
+//   RUN/checkpoint.pt     after every epoch (atomic), see checkpoint.h
+//   RUN/metrics.json      final figures (atomic)
+// A resumed run continues from the last checkpoint and ends with the same weights as an
+// uninterrupted one (same seed and threads): data order and augmentation are functions of
+// (seed, epoch, batch), and the checkpoint holds weights, batch-norm statistics and momentum.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "config/config.h"
+#include "data/datasets.h"
+#include "models/classifier.h"
+#include "util/errors.h"
+
+namespace qrobust::train {
+
+// The loss became NaN or infinite; the last good checkpoint is kept.
+class TrainingDiverged : public RuntimeFailure {
+ public:
+  using RuntimeFailure::RuntimeFailure;
+};
+
+// A stop was requested (SIGINT/SIGTERM); the partial epoch is discarded.
+class TrainingInterrupted : public RuntimeFailure {
+ public:
+  using RuntimeFailure::RuntimeFailure;
+};
+
+// Receives progress; the trainer itself prints nothing.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual void on_epoch_start(int64_t /*epoch*/, int64_t /*epochs*/, int64_t /*steps*/, int64_t /*images*/) {}
+  virtual void on_step(int64_t /*step*/, int64_t /*images_done*/, double /*loss*/) {}
+  virtual void on_epoch_end(const nlohmann::json& /*record*/) {}
+};
+
+struct TrainOptions {
+  std::string run_dir;
+  bool resume = false;
+  TrainObserver* observer = nullptr;        // optional
+  const std::atomic<bool>* stop = nullptr;  // optional; checked before every step
+};
+
+// Runs training to the configured number of epochs; returns the metrics.json content.
+nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options);
+
+// The model a config describes, built for its data set (seeded by config.seed).
+models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device);
+
+// File names inside a run directory.
+std::string checkpoint_path(const std::string& run_dir);
+std::string config_path(const std::string& run_dir);
+std::string log_path(const std::string& run_dir);
+std::string metrics_path(const std::string& run_dir);
+
+}  // namespace qrobust::train
