@@ -1,0 +1,76 @@
+// End-to-end checks of the qrobust binary: exit codes, one-line errors, train then eval.
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+
+#include "test_support.h"
+#include "train/trainer.h"
+#include "util/atomic_file.h"
+
+using namespace qrobust;
+
+namespace {
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& arguments) {
+  const std::string command = std::string(QROBUST_BINARY) + " " + arguments + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+}  // namespace
+
+TEST_CASE("qrobust --version names the version, git SHA and LibTorch") {
+  const auto r = run("--version");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::StartsWith("qrobust ") && Catch::Contains("git ") && Catch::Contains("LibTorch "));
+}
+
+TEST_CASE("usage and config errors exit with 2 and one line") {
+  testing::TempDir dir;
+  testing::write_bytes(dir.file("bad.yaml"), "train:\n  lr: fast\n");
+  const auto bad_value = run("train --config " + dir.file("bad.yaml") + " --out " + dir.file("run"));
+  CHECK(bad_value.exit_code == 2);
+  CHECK_THAT(bad_value.output, Catch::Contains(dir.file("bad.yaml") + ":2: train.lr: expected a number, got \"fast\""));
+  CHECK(count_lines(bad_value.output) == 1);
+  CHECK_FALSE(std::filesystem::exists(dir.file("run")));
+
+  CHECK(run("train --config " + dir.file("missing.yaml")).exit_code == 2);
+  CHECK(run("train --no-such-flag").exit_code == 2);
+  CHECK(run("eval").exit_code == 2);
+}
+
+TEST_CASE("train then eval on a small data set; a missing data file is a runtime error") {
+  testing::TempDir data, dir;
+  testing::write_cifar10(data.path(), 32);
+  const std::string config = "name: cli\nseed: 1\ndevice: cpu\nthreads: 1\n"
+                             "data:\n  dataset: cifar10\n  root: " + data.path() + "\n  batch_size: 32\n"
+                             "model:\n  name: resnet8\n  width: 4\ntrain:\n  epochs: 1\n  lr: 0.05\n";
+  testing::write_bytes(dir.file("cli.yaml"), config);
+  const auto trained = run("train --config " + dir.file("cli.yaml") + " --out " + dir.file("run"));
+  INFO(trained.output);
+  REQUIRE(trained.exit_code == 0);
+  const auto metrics = nlohmann::json::parse(util::read_file(train::metrics_path(dir.file("run"))));
+
+  const auto evaluated = run("eval --run " + dir.file("run"));
+  REQUIRE(evaluated.exit_code == 0);
+  const auto result = nlohmann::json::parse(evaluated.output.substr(evaluated.output.find('{')));
+  CHECK(result["accuracy"].get<double>() == metrics["test"]["accuracy"].get<double>());
+  CHECK(result["samples"] == 32);
+
+  std::filesystem::remove(data.file("test_batch.bin"));
+  const auto missing = run("eval --checkpoint " + train::checkpoint_path(dir.file("run")));
+  CHECK(missing.exit_code == 1);
+  CHECK_THAT(missing.output, Catch::Contains(data.file("test_batch.bin")) && Catch::Contains("not found"));
+}

@@ -1,0 +1,99 @@
+#include <catch2/catch.hpp>
+
+#include "config/config.h"
+#include "test_support.h"
+
+using namespace qrobust;
+using Catch::Matchers::Equals;
+
+namespace {
+const char* kGood = R"(name: demo
+seed: 3
+threads: 2
+data:
+  dataset: fashion_mnist
+  batch_size: 64
+model:
+  name: resnet20
+train:
+  epochs: 10
+  lr: 0.05
+  schedule: multistep
+  milestones: [5, 8]
+)";
+
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    config::parse_config(text, "configs/x.yaml", overrides);
+  } catch (const config::ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST_CASE("a valid config parses into typed fields with defaults filled in") {
+  const auto c = config::parse_config(kGood, "configs/x.yaml");
+  CHECK(c.name == "demo");
+  CHECK(c.seed == 3);
+  CHECK(c.threads == 2);
+  CHECK(c.data.dataset == "fashion_mnist");
+  CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");
+  CHECK(c.data.batch_size == 64);
+  CHECK(c.train.lr == Approx(0.05));
+  CHECK(c.train.milestones == std::vector<int64_t>{5, 8});
+  CHECK(c.train.momentum == Approx(0.9));
+  CHECK(c.device == "auto");
+}
+
+TEST_CASE("the resolved YAML parses back to the same config") {
+  const auto c = config::parse_config(kGood, "configs/x.yaml", {"train.weight_decay=3e-4", "data.val_size=100"});
+  const auto again = config::parse_config(config::to_yaml(c), "config.yaml");
+  CHECK(config::to_yaml(again) == config::to_yaml(c));
+  CHECK(again.train.weight_decay == c.train.weight_decay);
+  CHECK(again.data.val_size == 100);
+}
+
+TEST_CASE("errors name the file, the line and the key") {
+  const std::string text = std::string(kGood) + "  momentum: fast\n";
+  CHECK_THAT(error_of(text), Equals("configs/x.yaml:14: train.momentum: expected a number, got \"fast\""));
+}
+
+TEST_CASE("unknown keys are errors at their line") {
+  CHECK_THAT(error_of(std::string(kGood) + "  lrr: 0.1\n"), Catch::StartsWith("configs/x.yaml:14: train.lrr: unknown key"));
+  CHECK_THAT(error_of(std::string(kGood) + "extra: 1\n"), Catch::StartsWith("configs/x.yaml:14: extra: unknown key"));
+}
+
+TEST_CASE("out-of-range and unknown values are errors") {
+  CHECK_THAT(error_of(std::string(kGood) + "  momentum: 1.5\n"),
+             Catch::StartsWith("configs/x.yaml:14: train.momentum: must be in [0, 1)"));
+  CHECK_THAT(error_of("model:\n  name: resnet21\n"), Catch::StartsWith("configs/x.yaml:2: model.name: unknown model \"resnet21\""));
+  CHECK_THAT(error_of("data:\n  dataset: imagenet9\n"), Catch::StartsWith("configs/x.yaml:2: data.dataset: expected one of"));
+  CHECK_THAT(error_of("train:\n  epochs: 0\n"), Catch::StartsWith("configs/x.yaml:2: train.epochs: must be at least 1"));
+  CHECK_THAT(error_of("train:\n  epochs: 2.5\n"), Catch::StartsWith("configs/x.yaml:2: train.epochs: expected an integer"));
+  CHECK_THAT(error_of("train:\n  epochs: 10\n  schedule: multistep\n  milestones: [5, 20]\n"),
+             Catch::StartsWith("configs/x.yaml:4: train.milestones: each milestone must be in 1..epochs"));
+  CHECK_THAT(error_of("threads: 0\n"), Catch::StartsWith("configs/x.yaml:1: threads:"));
+  CHECK_THAT(error_of("device: gpu\n"), Catch::StartsWith("configs/x.yaml:1: device: expected auto, cpu, cuda"));
+  CHECK_THAT(error_of("train: 3\n"), Catch::StartsWith("configs/x.yaml:1: train: expected a section"));
+}
+
+TEST_CASE("malformed YAML is an error with its line") {
+  CHECK_THAT(error_of("train:\n  lr: [0.1\n  epochs: 3\n"), Catch::StartsWith("configs/x.yaml:"));
+  CHECK_THAT(error_of("train:\n  lr: [0.1\n  epochs: 3\n"), Catch::Contains("invalid YAML"));
+}
+
+TEST_CASE("--set overrides go through the same validation") {
+  const auto c = config::parse_config(kGood, "configs/x.yaml", {"train.lr=0.2", "model.width=32", "data.augment=false"});
+  CHECK(c.train.lr == Approx(0.2));
+  CHECK(c.model.width == 32);
+  CHECK_FALSE(c.data.augment);
+  CHECK_THAT(error_of(kGood, {"train.lr=fast"}), Equals("--set train.lr: train.lr: expected a number, got \"fast\""));
+  CHECK_THAT(error_of(kGood, {"train.lrr=1"}), Catch::StartsWith("--set train.lrr: train.lrr: unknown key"));
+  CHECK_THAT(error_of(kGood, {"train.lr"}), Catch::Contains("expected key.path=value"));
+  CHECK_THAT(error_of(kGood, {"seed.x=1"}), Catch::Contains("seed is not a section"));
+}
+
+TEST_CASE("a missing config file is a usage error naming it") {
+  CHECK_THROWS_WITH(config::load_config("/nonexistent/x.yaml"), Catch::Contains("/nonexistent/x.yaml"));
+}

@@ -1,0 +1,62 @@
+#include <catch2/catch.hpp>
+
+#include "data/idx.h"
+#include "test_support.h"
+#include "util/atomic_file.h"
+
+using namespace qrobust;
+
+TEST_CASE("IDX reader loads plain and gzipped files identically") {
+  testing::TempDir plain, gzipped;
+  testing::write_idx(plain.path(), 20, 8, false);
+  testing::write_idx(gzipped.path(), 20, 8, true);
+  data::IdxDataset a(plain.path(), data::IdxDataset::Mode::kTrain);
+  data::IdxDataset b(gzipped.path(), data::IdxDataset::Mode::kTrain);
+  CHECK(a.images().sizes() == torch::IntArrayRef({20, 1, 28, 28}));
+  CHECK(torch::equal(a.images(), b.images()));
+  CHECK(torch::equal(a.targets(), b.targets()));
+  data::IdxDataset test(gzipped.path(), data::IdxDataset::Mode::kTest);
+  CHECK(test.size().value() == 8);
+  // The generator's labels come back.
+  auto expected = testing::synthetic_images(20, 1, 28, 1);
+  CHECK(torch::equal(a.targets(), expected.second));
+  CHECK(torch::equal(a.images(), expected.first));
+}
+
+TEST_CASE("IDX reader rejects wrong magic, truncation and trailing data, naming the file") {
+  testing::TempDir dir;
+  testing::write_idx(dir.path(), 10, 4, false);
+  const auto images = dir.file("train-images-idx3-ubyte");
+  const auto labels = dir.file("train-labels-idx1-ubyte");
+  const auto bytes = util::read_file(images);
+
+  SECTION("wrong magic: a label file where images are expected") {
+    CHECK_THROWS_WITH(data::read_idx_images(labels), Catch::StartsWith(labels) && Catch::Contains("magic number 2049, expected 2051"));
+  }
+  SECTION("truncated") {
+    testing::write_bytes(images, bytes.substr(0, bytes.size() - 5));
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::StartsWith(images) && Catch::Contains("truncated"));
+  }
+  SECTION("shorter than the header") {
+    testing::write_bytes(images, bytes.substr(0, 6));
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::StartsWith(images) && Catch::Contains("truncated"));
+  }
+  SECTION("trailing data") {
+    testing::write_bytes(images, bytes + "xyz");
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::StartsWith(images) && Catch::Contains("trailing data"));
+  }
+  SECTION("image and label counts differ") {
+    testing::TempDir other;
+    testing::write_idx(other.path(), 12, 4, false);
+    testing::write_bytes(labels, util::read_file(other.file("train-labels-idx1-ubyte")));
+    CHECK_THROWS_WITH(data::IdxDataset(dir.path(), data::IdxDataset::Mode::kTrain), Catch::Contains("holds 12 labels but"));
+  }
+  SECTION("truncated gzip stream") {
+    testing::TempDir gz;
+    testing::write_idx(gz.path(), 10, 4, true);
+    const auto path = gz.file("train-images-idx3-ubyte.gz");
+    const auto compressed = util::read_file(path);
+    testing::write_bytes(path, compressed.substr(0, compressed.size() / 2));
+    CHECK_THROWS_WITH(data::read_idx_images(path), Catch::StartsWith(path));
+  }
+}

@@ -1,0 +1,88 @@
+#include <catch2/catch.hpp>
+
+#include "models/registry.h"
+#include "models/resnet_cifar.h"
+
+using namespace qrobust;
+
+namespace {
+const std::vector<std::string> kShipped = {"resnet20", "resnet56", "resnet18_cifar", "vgg_like", "vgg11_bn", "vgg16_bn"};
+}
+
+TEST_CASE("every shipped model maps CIFAR and Fashion-MNIST shaped batches to class logits") {
+  torch::NoGradGuard no_grad;
+  for (const auto& name : kShipped) {
+    for (const auto& input : {models::InputSpec{3, 32, 32, 10}, models::InputSpec{1, 28, 28, 10}}) {
+      // Narrow widths keep the test fast; the structure is the same.
+      const int64_t width = name.rfind("resnet", 0) == 0 && name != "resnet18_cifar" ? 4 : 8;
+      auto model = models::make_model(name, input, width);
+      model->eval();
+      const auto out = model->forward(torch::randn({2, input.channels, input.height, input.width}));
+      INFO(name << " on " << input.channels << "x" << input.height);
+      CHECK(out.sizes() == torch::IntArrayRef({2, 10}));
+    }
+  }
+}
+
+TEST_CASE("parameter counts match the published architectures") {
+  const models::InputSpec cifar{3, 32, 32, 10};
+  // He et al. 2016, table 6: ResNet-20 0.27M, ResNet-56 0.85M (option A, no shortcut weights).
+  CHECK(models::make_model("resnet20", cifar)->parameter_count() == Approx(0.27e6).epsilon(0.01));
+  CHECK(models::make_model("resnet56", cifar)->parameter_count() == Approx(0.85e6).epsilon(0.01));
+  // ResNet-18 for CIFAR: 11.17M.
+  CHECK(models::make_model("resnet18_cifar", cifar)->parameter_count() == Approx(11.17e6).epsilon(0.005));
+  // VGG-like: convs 3->128->128, 128->256->256, 256->512->512 (no bias) + BN, FC 8192->1024 (no bias) + BN,
+  // FC 1024->10.
+  const int64_t convs = 9 * (3 * 128 + 128 * 128 + 128 * 256 + 256 * 256 + 256 * 512 + 512 * 512);
+  const int64_t norms = 2 * (128 * 2 + 256 * 2 + 512 * 2 + 1024);
+  CHECK(models::make_model("vgg_like", cifar)->parameter_count() == convs + norms + 8192 * 1024 + 1024 * 10 + 10);
+}
+
+TEST_CASE("quantizable layers pair every conv with its batch norm and list every weight") {
+  auto model = models::make_model("resnet20", {3, 32, 32, 10});
+  const auto& layers = model->quant_layers();
+  REQUIRE(layers.size() == 20);  // stem + 18 block convs + fc
+  CHECK(layers.front().name == "conv1");
+  CHECK(layers.back().name == "fc");
+  CHECK(layers.back().norm == nullptr);
+  int64_t weights = 0;
+  for (const auto& layer : layers) {
+    if (layer.name != "fc") CHECK(layer.norm != nullptr);
+    weights += layer.weight().numel();
+    // The declared name is the parameter path.
+    CHECK(model->named_parameters()[layer.name + ".weight"].is_same(layer.weight()));
+  }
+  int64_t all_weights = 0;
+  for (const auto& p : model->named_parameters())
+    if (p.key().find("bn") == std::string::npos && p.key().size() > 7 && p.key().substr(p.key().size() - 7) == ".weight")
+      all_weights += p.value().numel();
+  CHECK(weights == all_weights);
+
+  auto resnet18 = models::make_model("resnet18_cifar", {3, 32, 32, 10});
+  CHECK(resnet18->quant_layers().size() == 1 + 16 + 3 + 1);  // stem, block convs, 3 projections, fc
+}
+
+TEST_CASE("quantization points see every activation in forward order") {
+  auto model = models::make_model("resnet20", {3, 32, 32, 10}, 4);
+  model->eval();
+  REQUIRE(model->quant_points().size() == 1 + 1 + 18 + 1);  // input, stem, two per block, pooled
+  model->set_quant_point_mode(models::QuantPointMode::kRecord);
+  const auto images = torch::randn({3, 3, 32, 32});
+  const auto logits = model->forward(images);
+  const auto& points = model->quant_points();
+  CHECK(torch::equal(points.front()->recorded(), images));
+  // The last point is the classifier's input: the fc applied to it gives the logits.
+  auto* fc = model->quant_layers().back().layer->as<torch::nn::Linear>();
+  CHECK(torch::allclose(fc->forward(points.back()->recorded()), logits));
+  for (const auto& point : points) CHECK(point->recorded().defined());
+  // Every ReLU output is non-negative.
+  for (size_t i = 1; i + 1 < points.size(); ++i) CHECK(points[i]->recorded().min().item<float>() >= 0);
+  model->set_quant_point_mode(models::QuantPointMode::kOff);
+  CHECK_FALSE(points.front()->recorded().defined());
+}
+
+TEST_CASE("unknown model names are usage errors listing the known ones") {
+  CHECK_THROWS_WITH(models::make_model("resnet21", {}), Catch::Contains("unknown model \"resnet21\"") && Catch::Contains("vgg_like"));
+  CHECK(models::is_known_model("resnet110"));
+  CHECK_FALSE(models::is_known_model("resnet19"));
+}

@@ -1,0 +1,149 @@
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_support.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+#include "util/atomic_file.h"
+
+using namespace qrobust;
+
+namespace {
+// Requests a stop when training reaches (epoch, step).
+class StopAt : public train::TrainObserver {
+ public:
+  StopAt(int64_t epoch, int64_t step, std::atomic<bool>& flag) : epoch_(epoch), step_(step), flag_(flag) {}
+  void on_epoch_start(int64_t epoch, int64_t, int64_t, int64_t) override { current_ = epoch; }
+  void on_step(int64_t step, int64_t, double) override {
+    if (current_ == epoch_ && step == step_) flag_ = true;
+  }
+
+ private:
+  int64_t epoch_, step_, current_ = 0;
+  std::atomic<bool>& flag_;
+};
+
+std::vector<nlohmann::json> read_log(const std::string& run_dir) {
+  std::ifstream in(train::log_path(run_dir));
+  std::vector<nlohmann::json> records;
+  for (std::string line; std::getline(in, line);) records.push_back(nlohmann::json::parse(line));
+  return records;
+}
+
+std::map<std::string, torch::Tensor> final_weights(const config::ExperimentConfig& config, const std::string& run_dir) {
+  auto model = train::build_model(config, torch::kCPU);
+  train::load_checkpoint(train::checkpoint_path(run_dir), *model, nullptr);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& item : model->named_parameters()) weights[item.key()] = item.value().clone();
+  for (const auto& item : model->named_buffers()) weights[item.key()] = item.value().clone();
+  return weights;
+}
+}  // namespace
+
+TEST_CASE("training lowers the loss on a small learnable set and writes the run directory") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 96);
+  auto config = testing::tiny_config(data.path(), 6);
+  config.train.lr = 0.1;
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  const auto metrics = train::train(config, options);
+  const auto log = read_log(options.run_dir);
+  REQUIRE(log.size() == 6);
+  CHECK(log.back()["train"]["loss"].get<double>() < 0.6 * log.front()["train"]["loss"].get<double>());
+  CHECK(metrics["test"]["accuracy"].get<double>() > 30.0);  // chance is 10%
+  CHECK(log.back()["images_per_second"].get<double>() > 0);
+  CHECK(config::parse_config(util::read_file(train::config_path(options.run_dir)), "x").name == "tiny");
+  CHECK(nlohmann::json::parse(util::read_file(train::metrics_path(options.run_dir)))["epochs"] == 6);
+  CHECK(train::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 6);
+
+  // Starting again into the same directory without --resume is refused and changes nothing.
+  const auto checkpoint = util::read_file(train::checkpoint_path(options.run_dir));
+  CHECK_THROWS_AS(train::train(config, options), UsageError);
+  CHECK(util::read_file(train::checkpoint_path(options.run_dir)) == checkpoint);
+}
+
+TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as an uninterrupted one") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 3);
+  config.data.augment = true;
+  config.data.val_size = 20;
+
+  train::TrainOptions straight;
+  straight.run_dir = runs.file("straight");
+  train::train(config, straight);
+
+  std::atomic<bool> stop{false};
+  StopAt stop_at(/*epoch=*/1, /*step=*/2, stop);
+  train::TrainOptions interrupted;
+  interrupted.run_dir = runs.file("resumed");
+  interrupted.observer = &stop_at;
+  interrupted.stop = &stop;
+  CHECK_THROWS_AS(train::train(config, interrupted), train::TrainingInterrupted);
+  CHECK(train::read_checkpoint_info(train::checkpoint_path(interrupted.run_dir)).epoch == 1);
+
+  train::TrainOptions resumed;
+  resumed.run_dir = interrupted.run_dir;
+  resumed.resume = true;
+  train::train(config, resumed);
+
+  const auto a = final_weights(config, straight.run_dir), b = final_weights(config, resumed.run_dir);
+  REQUIRE(a.size() == b.size());
+  for (const auto& [name, tensor] : a) {
+    INFO(name);
+    CHECK(torch::equal(tensor, b.at(name)));
+  }
+  const auto log = read_log(resumed.run_dir);
+  REQUIRE(log.size() == 3);
+  CHECK(log[2]["test"] == read_log(straight.run_dir)[2]["test"]);
+  CHECK(log[2].contains("val"));
+
+  // Resuming with a different experiment is refused.
+  auto changed = config;
+  changed.train.lr = 0.5;
+  CHECK_THROWS_WITH(train::train(changed, resumed), Catch::Contains("differs from the run's config.yaml"));
+}
+
+TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpoint") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 3);
+  // The learning rate explodes after epoch 1.
+  config.train.schedule = "multistep";
+  config.train.milestones = {1};
+  config.train.gamma = 1e30;
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  std::string checkpoint_after_epoch_1;
+  CHECK_THROWS_WITH(train::train(config, options),
+                    Catch::Contains("training diverged: loss is") && Catch::Contains("checkpoint after epoch 1 is kept"));
+  CHECK(train::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 1);
+  const auto weights = final_weights(config, options.run_dir);
+  for (const auto& [name, tensor] : weights) CHECK(torch::isfinite(tensor).all().item<bool>());
+}
+
+TEST_CASE("init_from starts a new run from another run's weights") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  train::TrainOptions first;
+  first.run_dir = runs.file("first");
+  const auto before = train::train(config, first);
+
+  auto finetune = config;
+  finetune.train.init_from = train::checkpoint_path(first.run_dir);
+  finetune.train.lr = 1e-12;  // the weights barely move, so accuracy carries over
+  train::TrainOptions second;
+  second.run_dir = runs.file("second");
+  const auto after = train::train(finetune, second);
+  CHECK(after["test"]["accuracy"].get<double>() == Approx(before["test"]["accuracy"].get<double>()).margin(5.0));
+
+  auto wrong = finetune;
+  wrong.model.name = "resnet14";
+  train::TrainOptions third;
+  third.run_dir = runs.file("third");
+  CHECK_THROWS_WITH(train::train(wrong, third), Catch::Contains("holds resnet8"));
+}
