@@ -145,12 +145,26 @@ int main(int argc, char** argv) {
   add_config_flags(eval_app, eval_command.config);
 
   bench::BenchOptions bench_options;
+  // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
+  bench_options.regularizer.lambda_w = 0.05;
+  bench_options.regularizer.lambda_a = 0.05;
+  bench_options.regularizer.lambda = 0.01;
   auto* bench_app = app.add_subcommand("bench", "measure training and inference throughput on synthetic data");
   bench_app->add_option("--model", bench_options.model, "model name")->group("Model");
   bench_app->add_option("--batch", bench_options.batch, "batch size")->group("Workload");
   bench_app->add_option("--steps", bench_options.steps, "timed steps")->group("Workload");
   bench_app->add_option("--threads", bench_options.threads, "CPU threads (default: all cores)")->group("Execution");
   bench_app->add_option("--device", bench_options.device, "auto, cpu, cuda or cuda:N")->group("Execution");
+  auto& bench_penalty = bench_options.regularizer;
+  bench_app->add_option("--regularizer", bench_penalty.name, "also time a penalized step: grad_l1, grad_l2, dq_lipschitz, kurtosis")
+      ->check(CLI::IsMember({"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"}))
+      ->group("Penalty");
+  bench_app->add_option("--method", bench_penalty.method, "double_backprop or finite_difference")
+      ->check(CLI::IsMember({"double_backprop", "finite_difference"}))
+      ->group("Penalty");
+  bench_app->add_option("--lambda-w", bench_penalty.lambda_w, "weight-gradient term (default 0.05)")->group("Penalty");
+  bench_app->add_option("--lambda-a", bench_penalty.lambda_a, "activation-gradient term (default 0.05)")->group("Penalty");
+  bench_app->add_option("--lambda", bench_penalty.lambda, "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
 
   try {
     app.parse(argc, argv);

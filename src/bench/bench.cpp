@@ -1,10 +1,13 @@
 #include "bench/bench.h"
 
+#include <malloc.h>
 #include <torch/torch.h>
 
 #include <chrono>
+#include <fstream>
 
 #include "models/registry.h"
+#include "regularize/regularizer.h"
 #include "util/errors.h"
 #include "util/provenance.h"
 #include "util/runtime.h"
@@ -20,6 +23,37 @@ double seconds_per_step(int64_t warmup, int64_t steps, Step&& step) {
   for (int64_t i = 0; i < steps; ++i) step();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / static_cast<double>(steps);
 }
+
+// A field of /proc/self/status in bytes (VmRSS: resident now, VmHWM: peak resident).
+int64_t status_bytes(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  int64_t kilobytes = 0;
+  while (status >> key) {
+    if (key == field + ":") {
+      status >> kilobytes;
+      return kilobytes * 1024;
+    }
+    status.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+// Peak resident memory of one phase above what was resident when it started. Freed heap is
+// returned to the OS first and the kernel's high-water mark reset (Linux >= 4.0), so phases
+// run one after another in one process are measured independently.
+struct MemoryWindow {
+  int64_t start_bytes;
+  MemoryWindow() {
+    malloc_trim(0);
+    start_bytes = status_bytes("VmRSS");
+    std::ofstream("/proc/self/clear_refs") << "5";
+  }
+  nlohmann::json result() const {
+    const int64_t peak = status_bytes("VmHWM");
+    return {{"peak_rss_bytes", peak}, {"step_memory_bytes", peak - start_bytes}};
+  }
+};
 
 }  // namespace
 
@@ -39,31 +73,55 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
+  const auto batch = static_cast<double>(options.batch);
+  // One timed phase of training steps with the given regularizer.
+  auto train_phase = [&](regularize::Regularizer& regularizer) {
+    model->train();
+    MemoryWindow memory;
+    const double seconds = seconds_per_step(options.warmup_steps, options.steps, [&] {
+      optimizer.zero_grad();
+      regularizer.step(*model, images, targets);
+      optimizer.step();
+      sync();
+    });
+    auto result = memory.result();
+    result["step_seconds"] = seconds;
+    result["images_per_second"] = batch / seconds;
+    return result;
+  };
 
-  model->train();
-  const double train_step = seconds_per_step(options.warmup_steps, options.steps, [&] {
-    optimizer.zero_grad();
-    torch::nn::functional::cross_entropy(model->forward(images), targets).backward();
-    optimizer.step();
-    sync();
-  });
+  nlohmann::json out = {{"model", options.model},
+                        {"batch", options.batch},
+                        {"steps", options.steps},
+                        {"threads", threads},
+                        {"device", device.str()},
+                        {"blas", util::loaded_blas_library()}};
+  const auto plain = regularize::make_plain();
+  out["plain"] = train_phase(*plain);
+  out["train_images_per_second"] = out["plain"]["images_per_second"];
+  if (options.regularizer.name != "none") {
+    const auto penalized = regularize::make_regularizer(options.regularizer);
+    out["penalized"] = train_phase(*penalized);
+    out["penalized"]["regularizer"] = options.regularizer.name;
+    out["penalized"]["method"] = options.regularizer.method;
+    out["penalized"]["lambda_w"] = options.regularizer.lambda_w;
+    out["penalized"]["lambda_a"] = options.regularizer.lambda_a;
+    out["penalized"]["lambda"] = options.regularizer.lambda;
+    out["time_ratio"] = out["penalized"]["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
+    out["peak_rss_ratio"] =
+        out["penalized"]["peak_rss_bytes"].get<double>() / out["plain"]["peak_rss_bytes"].get<double>();
+    out["step_memory_ratio"] =
+        out["penalized"]["step_memory_bytes"].get<double>() / out["plain"]["step_memory_bytes"].get<double>();
+  }
   model->eval();
   const double inference_step = seconds_per_step(options.warmup_steps, options.steps, [&] {
     torch::NoGradGuard no_grad;
     model->forward(images);
     sync();
   });
-  const auto batch = static_cast<double>(options.batch);
-  return {{"model", options.model},
-          {"batch", options.batch},
-          {"steps", options.steps},
-          {"threads", threads},
-          {"device", device.str()},
-          {"blas", util::loaded_blas_library()},
-          {"train_step_seconds", train_step},
-          {"train_images_per_second", batch / train_step},
-          {"inference_images_per_second", batch / inference_step},
-          {"provenance", util::provenance()}};
+  out["inference_images_per_second"] = batch / inference_step;
+  out["provenance"] = util::provenance();
+  return out;
 }
 
 }  // namespace qrobust::bench

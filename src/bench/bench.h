@@ -1,8 +1,12 @@
 #pragma once
-// `qrobust bench`: throughput of a plain training step and of inference on synthetic
-// CIFAR-shaped data, reported as JSON. Performance targets are checked here, not in tests.
+// `qrobust bench`: throughput of training steps and inference on synthetic CIFAR-shaped data,
+// reported as JSON. With a regularizer it times the plain and the penalized step in the same
+// run and reports their ratio, and the memory each step needs. Performance targets are checked
+// here, not in tests.
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "config/config.h"
 
 namespace qrobust::bench {
 
@@ -13,6 +17,7 @@ struct BenchOptions {
   int64_t warmup_steps = 3;
   int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
+  config::RegularizerConfig regularizer;  // name "none": plain step and inference only
 };
 
 nlohmann::json run_benchmark(const BenchOptions& options);

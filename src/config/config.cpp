@@ -80,6 +80,38 @@ TrainConfig read_train(YamlSection s) {
   return t;
 }
 
+RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train) {
+  RegularizerConfig r;
+  r.name = s.choice("name", r.name, {"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"});
+  // Each key belongs to some penalties; giving it to another is a mistake worth reporting.
+  auto only_for = [&](const std::string& key, bool applies, const std::string& who) {
+    if (s.has(key) && !applies) s.fail(key, "is not used by regularizer " + r.name + " (only by " + who + ")");
+  };
+  const bool grad_norm = r.is_gradient_norm();
+  only_for("lambda_w", grad_norm, "grad_l1, grad_l2");
+  only_for("lambda_a", grad_norm, "grad_l1, grad_l2");
+  only_for("lambda", r.name == "dq_lipschitz" || r.name == "kurtosis", "dq_lipschitz, kurtosis");
+  only_for("kurtosis_target", r.name == "kurtosis", "kurtosis");
+  only_for("fd_epsilon", grad_norm, "grad_l1, grad_l2");
+  only_for("start_epoch", r.name != "none", "a penalty");
+  if (s.has("method") && !grad_norm)
+    s.fail("method", "finite_difference and double_backprop apply to gradient-norm penalties (grad_l1, grad_l2), not " + r.name);
+  for (auto [key, value] : {std::pair<const char*, double*>{"lambda_w", &r.lambda_w}, {"lambda_a", &r.lambda_a},
+                             {"lambda", &r.lambda}}) {
+    *value = s.number(key, *value);
+    require(*value >= 0, s, key, "must be >= 0, got " + str(*value));
+  }
+  r.kurtosis_target = s.number("kurtosis_target", r.kurtosis_target);
+  r.start_epoch = s.integer("start_epoch", r.start_epoch);
+  require(r.start_epoch >= 0 && r.start_epoch < train.epochs, s, "start_epoch",
+          "must be in 0..epochs-1 (" + std::to_string(train.epochs - 1) + "), got " + std::to_string(r.start_epoch));
+  r.method = s.choice("method", r.method, {"double_backprop", "finite_difference"});
+  r.fd_epsilon = s.number("fd_epsilon", r.fd_epsilon);
+  require(r.fd_epsilon > 0, s, "fd_epsilon", "must be > 0, got " + str(r.fd_epsilon));
+  s.finish();
+  return r;
+}
+
 }  // namespace
 
 std::string default_data_root(const std::string& dataset) {
@@ -113,6 +145,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.data = read_data(s.section("data"));
   c.model = read_model(s.section("model"));
   c.train = read_train(s.section("train"));
+  c.regularizer = read_regularizer(s.section("regularizer"), c.train);
   s.finish();
   return c;
 }
@@ -154,6 +187,16 @@ std::string to_yaml(const ExperimentConfig& c) {
       << YAML::Key << "gamma" << YAML::Value << c.train.gamma
       << YAML::Key << "warmup_epochs" << YAML::Value << c.train.warmup_epochs
       << YAML::Key << "init_from" << YAML::Value << c.train.init_from << YAML::EndMap;
+  // Only the keys the chosen penalty reads, so the file parses back.
+  const auto& r = c.regularizer;
+  out << YAML::Key << "regularizer" << YAML::Value << YAML::BeginMap << YAML::Key << "name" << YAML::Value << r.name;
+  if (r.is_gradient_norm())
+    out << YAML::Key << "lambda_w" << YAML::Value << r.lambda_w << YAML::Key << "lambda_a" << YAML::Value << r.lambda_a
+        << YAML::Key << "method" << YAML::Value << r.method << YAML::Key << "fd_epsilon" << YAML::Value << r.fd_epsilon;
+  if (r.name == "dq_lipschitz" || r.name == "kurtosis") out << YAML::Key << "lambda" << YAML::Value << r.lambda;
+  if (r.name == "kurtosis") out << YAML::Key << "kurtosis_target" << YAML::Value << r.kurtosis_target;
+  if (r.name != "none") out << YAML::Key << "start_epoch" << YAML::Value << r.start_epoch;
+  out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -39,6 +39,20 @@ struct TrainConfig {
   std::string init_from;     // checkpoint to start from (fine-tuning); its optimizer state is not used
 };
 
+// The penalty added to cross-entropy (see regularize/regularizer.h).
+struct RegularizerConfig {
+  std::string name = "none";  // none | grad_l1 | grad_l2 | dq_lipschitz | kurtosis
+  double lambda_w = 0;        // grad_l1 / grad_l2: weight-gradient term
+  double lambda_a = 0;        // grad_l1 / grad_l2: activation-gradient term
+  double lambda = 0;          // dq_lipschitz (beta) and kurtosis
+  double kurtosis_target = 1.8;
+  int64_t start_epoch = 0;    // penalize from this epoch (0-based) on
+  std::string method = "double_backprop";  // grad_l1 / grad_l2: double_backprop | finite_difference
+  double fd_epsilon = 1e-3;   // finite_difference step, relative to the mean |weight| of the quantized layers
+
+  bool is_gradient_norm() const { return name == "grad_l1" || name == "grad_l2"; }
+};
+
 struct ExperimentConfig {
   std::string name;
   int64_t seed = 0;
@@ -47,6 +61,7 @@ struct ExperimentConfig {
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
+  RegularizerConfig regularizer;
 };
 
 // Reads and validates `path`, applying "key.path=value" overrides first.

@@ -22,7 +22,10 @@ void ClassifierImpl::declare_layer(const std::string& name, std::shared_ptr<torc
   layers_.push_back({name, std::move(layer), std::move(norm)});
 }
 
-void ClassifierImpl::declare_point(QuantPoint point) { points_.push_back(std::move(point)); }
+void ClassifierImpl::declare_point(const std::string& name, QuantPoint point) {
+  point->set_name(name);
+  points_.push_back(std::move(point));
+}
 
 void ClassifierImpl::initialize_weights() {
   torch::NoGradGuard no_grad;

@@ -49,7 +49,7 @@ class ClassifierImpl : public torch::nn::Module {
   // Constructors declare, in forward order, the weight layers and points they registered.
   void declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
                      std::shared_ptr<torch::nn::Module> norm);
-  void declare_point(QuantPoint point);
+  void declare_point(const std::string& name, QuantPoint point);
 
   // He et al. (2015) fan-out normal init for convolutions, (1, 0) for batch norms, as
   // torchvision's ResNet and VGG do.

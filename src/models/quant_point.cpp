@@ -3,13 +3,17 @@
 namespace qrobust::models {
 
 torch::Tensor QuantPointImpl::forward(torch::Tensor x) {
-  if (mode_ == QuantPointMode::kRecord) recorded_ = x;
-  return x;
+  switch (mode_) {
+    case QuantPointMode::kRecord: recorded_ = x; return x;
+    case QuantPointMode::kPerturb: return x + perturbation_;
+    default: return x;
+  }
 }
 
 void QuantPointImpl::set_mode(QuantPointMode mode) {
   mode_ = mode;
   recorded_ = torch::Tensor();
+  perturbation_ = torch::Tensor();
 }
 
 }  // namespace qrobust::models

@@ -10,7 +10,8 @@ namespace qrobust::models {
 
 enum class QuantPointMode {
   kOff,     // identity
-  kRecord,  // identity, and keeps the tensor it saw (with its autograd history)
+  kRecord,   // identity, and keeps the tensor it saw (with its autograd history)
+  kPerturb,  // adds a given tensor (finite-difference gradient penalties)
 };
 
 class QuantPointImpl : public torch::nn::Module {
@@ -19,12 +20,20 @@ class QuantPointImpl : public torch::nn::Module {
 
   void set_mode(QuantPointMode mode);
   QuantPointMode mode() const { return mode_; }
+  // kPerturb: the tensor added to the next inputs (same shape).
+  void set_perturbation(torch::Tensor perturbation) { perturbation_ = std::move(perturbation); }
+
+  // The point's path in the model, e.g. "layer1.0.act2".
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
   // The tensor seen by the last forward in kRecord mode (undefined otherwise).
   const torch::Tensor& recorded() const { return recorded_; }
 
  private:
   QuantPointMode mode_ = QuantPointMode::kOff;
   torch::Tensor recorded_;
+  torch::Tensor perturbation_;
+  std::string name_;
 };
 TORCH_MODULE(QuantPoint);
 

@@ -51,12 +51,12 @@ ResNetCifarImpl::ResNetCifarImpl(std::string architecture, const ResNetCifarOpti
   TORCH_CHECK(!channels.empty() && channels.size() == options.blocks().size(),
               "ResNet needs one channel count per stage");
   input_point_ = register_module("input_point", QuantPoint());
-  declare_point(input_point_);
+  declare_point("input_point", input_point_);
   conv1_ = register_module("conv1", conv3x3(options.input().channels, channels[0], 1));
   bn1_ = register_module("bn1", torch::nn::BatchNorm2d(channels[0]));
   stem_act_ = register_module("act1", QuantPoint());
   declare_layer("conv1", conv1_.ptr(), bn1_.ptr());
-  declare_point(stem_act_);
+  declare_point("act1", stem_act_);
 
   int64_t in = channels[0];
   for (size_t stage = 0; stage < channels.size(); ++stage) {
@@ -67,16 +67,16 @@ ResNetCifarImpl::ResNetCifarImpl(std::string architecture, const ResNetCifarOpti
       stage_list->push_back(block);
       const std::string prefix = "layer" + std::to_string(stage + 1) + "." + std::to_string(i) + ".";
       declare_layer(prefix + "conv1", block->conv1.ptr(), block->bn1.ptr());
-      declare_point(block->act1);
+      declare_point(prefix + "act1", block->act1);
       declare_layer(prefix + "conv2", block->conv2.ptr(), block->bn2.ptr());
       if (block->downsample) declare_layer(prefix + "downsample.0", block->downsample->ptr(0), block->downsample->ptr(1));
-      declare_point(block->act2);
+      declare_point(prefix + "act2", block->act2);
       blocks_.push_back(block);
       in = channels[stage];
     }
   }
   pooled_point_ = register_module("pooled_point", QuantPoint());
-  declare_point(pooled_point_);
+  declare_point("pooled_point", pooled_point_);
   fc_ = register_module("fc", torch::nn::Linear(in, options.input().num_classes));
   declare_layer("fc", fc_.ptr(), nullptr);
   initialize_weights();

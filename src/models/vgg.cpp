@@ -6,7 +6,7 @@ namespace F = torch::nn::functional;
 VggImpl::VggImpl(std::string architecture, const VggOptions& options)
     : ClassifierImpl(std::move(architecture), options.input()) {
   input_point_ = register_module("input_point", QuantPoint());
-  declare_point(input_point_);
+  declare_point("input_point", input_point_);
   int64_t channels = options.input().channels, height = options.input().height, width = options.input().width;
   int64_t index = 0;
   for (int64_t out : options.features()) {
@@ -22,7 +22,7 @@ VggImpl::VggImpl(std::string architecture, const VggOptions& options)
     auto bn = register_module("bn" + std::to_string(index), torch::nn::BatchNorm2d(out));
     auto act = register_module("act" + std::to_string(index), QuantPoint());
     declare_layer("conv" + std::to_string(index), conv, bn);
-    declare_point(act);
+    declare_point("act" + std::to_string(index), act);
     features_.push_back({conv, bn, act});
     channels = out;
   }
@@ -34,7 +34,7 @@ VggImpl::VggImpl(std::string architecture, const VggOptions& options)
     auto bn = register_module("fc_bn" + std::to_string(index), torch::nn::BatchNorm1d(out));
     auto act = register_module("fc_act" + std::to_string(index), QuantPoint());
     declare_layer("fc" + std::to_string(index), fc, bn);
-    declare_point(act);
+    declare_point("fc_act" + std::to_string(index), act);
     classifier_.push_back({fc, bn, act});
     in = out;
   }

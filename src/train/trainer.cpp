@@ -10,6 +10,7 @@
 
 #include "data/batches.h"
 #include "models/registry.h"
+#include "regularize/regularizer.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/schedule.h"
@@ -91,6 +92,20 @@ nlohmann::json eval_json(const EvalResult& result) {
   return {{"loss", result.loss}, {"accuracy", result.accuracy}, {"samples", result.samples}};
 }
 
+nlohmann::json gradient_norms_json(const regularize::GradientNorms& norms) {
+  nlohmann::json weights = nlohmann::json::object(), activations = nlohmann::json::object();
+  for (const auto& [name, value] : norms.weight_l1) weights[name] = value;
+  for (const auto& [name, value] : norms.activation_l1) activations[name] = value;
+  return {{"weight_l1", weights}, {"activation_l1", activations}};
+}
+
+// The same fixed training images every epoch (no augmentation) for the gradient-norm log.
+data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
+  data::BatchOptions options;
+  options.batch_size = std::min<int64_t>(256, splits.train.size());
+  return data::EpochBatches(splits.train, splits.info, options, 0, device).get(0);
+}
+
 }  // namespace
 
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options) {
@@ -120,6 +135,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   batch_options.augment = config.data.augment;
   batch_options.crop_padding = config.data.crop_padding;
 
+  const auto plain = regularize::make_plain();
+  const auto penalized = regularize::make_regularizer(config.regularizer);
+  const auto probe = probe_batch(splits, device);
+
   double train_seconds = 0;
   int64_t trained_images = 0;
   for (int64_t epoch = start_epoch; epoch < config.train.epochs; ++epoch) {
@@ -127,8 +146,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
                                data::mix_seed(static_cast<uint64_t>(config.seed), static_cast<uint64_t>(epoch)), device);
     if (options.observer) options.observer->on_epoch_start(epoch, config.train.epochs, batches.size(), splits.train.size());
     model->train();
+    const bool penalty_active = config.regularizer.name != "none" && epoch >= config.regularizer.start_epoch;
+    regularize::Regularizer& regularizer = penalty_active ? *penalized : *plain;
     const auto start = Clock::now();
-    double loss_sum = 0;
+    double ce_sum = 0, penalty_sum = 0;
     auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
     int64_t images = 0;
     for (int64_t step = 0; step < batches.size(); ++step) {
@@ -140,22 +161,23 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       set_learning_rate(optimizer, learning_rate(config.train, epoch, step, batches.size()));
       const auto batch = batches.get(step);
       optimizer.zero_grad();
-      const auto logits = model->forward(batch.images);
-      const auto loss = torch::nn::functional::cross_entropy(logits, batch.targets);
-      const double loss_value = loss.item<double>();
-      if (!std::isfinite(loss_value))
-        throw TrainingDiverged("training diverged: loss is " + std::to_string(loss_value) + " at epoch " +
-                               std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
+      const auto result = regularizer.step(*model, batch.images, batch.targets);
+      const double loss = result.cross_entropy + result.penalty;
+      if (!std::isfinite(loss))
+        throw TrainingDiverged("training diverged: " +
+                               std::string(std::isfinite(result.cross_entropy) ? "the penalty" : "the loss") + " is " +
+                               std::to_string(std::isfinite(result.cross_entropy) ? result.penalty : result.cross_entropy) +
+                               " at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
                                (epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
                                           : std::string("; no checkpoint was written")) +
-                               " (lower train.lr?)");
-      loss.backward();
+                               " (lower train.lr or the penalty's lambda?)");
       optimizer.step();
       const int64_t n = batch.targets.size(0);
-      loss_sum += loss_value * static_cast<double>(n);
-      correct += logits.argmax(1).eq(batch.targets).sum();
+      ce_sum += result.cross_entropy * static_cast<double>(n);
+      penalty_sum += result.penalty * static_cast<double>(n);
+      correct += result.logits.argmax(1).eq(batch.targets).sum();
       images += n;
-      if (options.observer) options.observer->on_step(step, images, loss_value);
+      if (options.observer) options.observer->on_step(step, images, loss);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     train_seconds += seconds;
@@ -164,8 +186,12 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     nlohmann::json record = {
         {"epoch", epoch + 1},
         {"lr", learning_rate(config.train, epoch, 0, batches.size())},
-        {"train", {{"loss", loss_sum / static_cast<double>(images)},
+        {"train", {{"loss", (ce_sum + penalty_sum) / static_cast<double>(images)},
+                   {"cross_entropy", ce_sum / static_cast<double>(images)},
+                   {"penalty", penalty_sum / static_cast<double>(images)},
+                   {"penalty_active", penalty_active},
                    {"accuracy", 100.0 * static_cast<double>(correct.item<int64_t>()) / static_cast<double>(images)}}},
+        {"gradient_norms", gradient_norms_json(regularize::measure_gradient_norms(*model, probe.images, probe.targets))},
         {"test", eval_json(evaluate(*model, splits.test, splits.info, config.data.eval_batch_size, device))},
         {"train_seconds", seconds},
         {"images_per_second", static_cast<double>(images) / seconds}};
@@ -180,6 +206,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   nlohmann::json metrics = {
       {"name", config.name},
       {"model", config.model.name},
+      {"regularizer", config.regularizer.name},
       {"parameters", model->parameter_count()},
       {"dataset", config.data.dataset},
       {"epochs", config.train.epochs},

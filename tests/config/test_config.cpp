@@ -97,3 +97,28 @@ TEST_CASE("--set overrides go through the same validation") {
 TEST_CASE("a missing config file is a usage error naming it") {
   CHECK_THROWS_WITH(config::load_config("/nonexistent/x.yaml"), Catch::Contains("/nonexistent/x.yaml"));
 }
+
+TEST_CASE("the regularizer section is validated") {
+  const auto c = config::parse_config("train:\n  epochs: 10\nregularizer:\n  name: grad_l1\n  lambda_w: 0.05\n  lambda_a: 0.01\n"
+                                      "  start_epoch: 5\n  method: finite_difference\n",
+                                      "configs/x.yaml");
+  CHECK(c.regularizer.name == "grad_l1");
+  CHECK(c.regularizer.lambda_w == 0.05);
+  CHECK(c.regularizer.start_epoch == 5);
+  CHECK(c.regularizer.method == "finite_difference");
+  CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
+  const auto k = config::parse_config("regularizer:\n  name: kurtosis\n  lambda: 1.0\n", "x");
+  CHECK(config::to_yaml(config::parse_config(config::to_yaml(k), "again")) == config::to_yaml(k));
+
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l3\n"), Catch::StartsWith("configs/x.yaml:2: regularizer.name: expected one of none, grad_l1"));
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  lambda_w: -1\n"),
+             Equals("configs/x.yaml:3: regularizer.lambda_w: must be >= 0, got -1"));
+  CHECK_THAT(error_of("train:\n  epochs: 10\nregularizer:\n  name: grad_l1\n  start_epoch: 10\n"),
+             Catch::StartsWith("configs/x.yaml:5: regularizer.start_epoch: must be in 0..epochs-1 (9), got 10"));
+  CHECK_THAT(error_of("regularizer:\n  name: dq_lipschitz\n  method: finite_difference\n"),
+             Catch::StartsWith("configs/x.yaml:3: regularizer.method: finite_difference and double_backprop apply to gradient-norm"));
+  CHECK_THAT(error_of("regularizer:\n  name: kurtosis\n  lambda_w: 1\n"),
+             Catch::StartsWith("configs/x.yaml:3: regularizer.lambda_w: is not used by regularizer kurtosis"));
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  fd_epsilon: 0\n"),
+             Catch::StartsWith("configs/x.yaml:3: regularizer.fd_epsilon: must be > 0"));
+}

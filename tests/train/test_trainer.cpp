@@ -119,7 +119,7 @@ TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpo
   options.run_dir = runs.file("run");
   std::string checkpoint_after_epoch_1;
   CHECK_THROWS_WITH(train::train(config, options),
-                    Catch::Contains("training diverged: loss is") && Catch::Contains("checkpoint after epoch 1 is kept"));
+                    Catch::Contains("training diverged: the loss is") && Catch::Contains("checkpoint after epoch 1 is kept"));
   CHECK(train::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 1);
   const auto weights = final_weights(config, options.run_dir);
   for (const auto& [name, tensor] : weights) CHECK(torch::isfinite(tensor).all().item<bool>());
@@ -146,4 +146,45 @@ TEST_CASE("init_from starts a new run from another run's weights") {
   train::TrainOptions third;
   third.run_dir = runs.file("third");
   CHECK_THROWS_WITH(train::train(wrong, third), Catch::Contains("holds resnet8"));
+}
+
+TEST_CASE("the penalty starts at start_epoch and every epoch logs per-layer gradient norms") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 2);
+  config.regularizer.name = "grad_l1";
+  config.regularizer.lambda_w = 0.01;
+  config.regularizer.lambda_a = 0.01;
+  config.regularizer.start_epoch = 1;
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  train::train(config, options);
+  const auto log = read_log(options.run_dir);
+  REQUIRE(log.size() == 2);
+  CHECK(log[0]["train"]["penalty_active"] == false);
+  CHECK(log[0]["train"]["penalty"] == 0.0);
+  CHECK(log[1]["train"]["penalty_active"] == true);
+  CHECK(log[1]["train"]["penalty"].get<double>() > 0);
+  CHECK(log[1]["train"]["loss"].get<double>() ==
+        Approx(log[1]["train"]["cross_entropy"].get<double>() + log[1]["train"]["penalty"].get<double>()));
+  for (const auto& record : log) {
+    const auto& norms = record["gradient_norms"];
+    CHECK(norms["weight_l1"].size() == 8);  // resnet8: stem, 6 block convs, fc
+    CHECK(norms["weight_l1"]["conv1"].get<double>() > 0);
+    CHECK(norms["weight_l1"]["fc"].get<double>() > 0);
+    CHECK(norms["activation_l1"].size() == 8);  // stem, two per block, pooled
+    CHECK(norms["activation_l1"]["layer3.0.act2"].get<double>() > 0);
+  }
+}
+
+TEST_CASE("a penalty that overflows stops the run like a NaN loss") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  config.regularizer.name = "dq_lipschitz";
+  config.regularizer.lambda = 1e308;
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  CHECK_THROWS_WITH(train::train(config, options),
+                    Catch::Contains("training diverged: the penalty is inf") && Catch::Contains("no checkpoint was written"));
 }

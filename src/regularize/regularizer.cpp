@@ -1,0 +1,220 @@
+#include "regularize/regularizer.h"
+
+#include <algorithm>
+
+#include "regularize/penalties.h"
+
+namespace qrobust::regularize {
+namespace F = torch::nn::functional;
+using models::QuantPointMode;
+
+namespace {
+
+std::vector<torch::Tensor> layer_weights(const models::ClassifierImpl& model) {
+  std::vector<torch::Tensor> weights;
+  for (const auto& layer : model.quant_layers()) weights.push_back(layer.weight());
+  return weights;
+}
+
+// The recorded activations that depend on the weights (the network input does not), with
+// their points.
+std::vector<std::pair<models::QuantPoint, torch::Tensor>> recorded_activations(const models::ClassifierImpl& model) {
+  std::vector<std::pair<models::QuantPoint, torch::Tensor>> out;
+  for (const auto& point : model.quant_points())
+    if (point->recorded().defined() && point->recorded().requires_grad()) out.emplace_back(point, point->recorded());
+  return out;
+}
+
+// Restores the quantization points to kOff however the step ends.
+struct PointModeGuard {
+  models::ClassifierImpl& model;
+  explicit PointModeGuard(models::ClassifierImpl& m, QuantPointMode mode) : model(m) { model.set_quant_point_mode(mode); }
+  ~PointModeGuard() { model.set_quant_point_mode(QuantPointMode::kOff); }
+};
+
+class PlainStep : public Regularizer {
+ public:
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    const auto logits = model.forward(images);
+    const auto ce = F::cross_entropy(logits, targets);
+    ce.backward();
+    return {logits.detach(), ce.item<double>(), 0.0};
+  }
+};
+
+// Penalties that are plain functions of the weights.
+class WeightPenalty : public Regularizer {
+ public:
+  using Term = std::function<torch::Tensor(const torch::Tensor&)>;
+  WeightPenalty(double lambda, Term term) : lambda_(lambda), term_(std::move(term)) {}
+
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    const auto logits = model.forward(images);
+    const auto ce = F::cross_entropy(logits, targets);
+    auto penalty = torch::zeros({}, ce.options());
+    for (const auto& weight : layer_weights(model)) penalty = penalty + term_(weight);
+    penalty = lambda_ * penalty;
+    (ce + penalty).backward();
+    return {logits.detach(), ce.item<double>(), penalty.item<double>()};
+  }
+
+ private:
+  double lambda_;
+  Term term_;
+};
+
+class GradientNormDoubleBackprop : public Regularizer {
+ public:
+  GradientNormDoubleBackprop(Norm norm, double lambda_w, double lambda_a)
+      : norm_(norm), lambda_w_(lambda_w), lambda_a_(lambda_a) {}
+
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    PointModeGuard guard(model, lambda_a_ > 0 ? QuantPointMode::kRecord : QuantPointMode::kOff);
+    const auto logits = model.forward(images);
+    const auto ce = F::cross_entropy(logits, targets);
+    std::vector<torch::Tensor> inputs;
+    if (lambda_w_ > 0) inputs = layer_weights(model);
+    const size_t weight_count = inputs.size();
+    if (lambda_a_ > 0)
+      for (const auto& [point, activation] : recorded_activations(model)) inputs.push_back(activation);
+    const auto grads = torch::autograd::grad({ce}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    auto penalty = torch::zeros({}, ce.options());
+    for (size_t i = 0; i < grads.size(); ++i)
+      penalty = penalty + (i < weight_count ? lambda_w_ : lambda_a_) * norm(grads[i], norm_);
+    (ce + penalty).backward();
+    return {logits.detach(), ce.item<double>(), penalty.item<double>()};
+  }
+
+ private:
+  Norm norm_;
+  double lambda_w_, lambda_a_;
+};
+
+class GradientNormFiniteDifference : public Regularizer {
+ public:
+  GradientNormFiniteDifference(Norm norm, double lambda_w, double lambda_a, double relative_step)
+      : norm_(norm), lambda_w_(lambda_w), lambda_a_(lambda_a), relative_step_(relative_step) {}
+
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    const auto parameters = model.parameters();
+    const auto weights = layer_weights(model);
+    std::vector<std::pair<models::QuantPoint, torch::Tensor>> activations;
+
+    // Pass 1: the ordinary gradient g at w, and dCE/da at every point.
+    StepResult result;
+    {
+      PointModeGuard guard(model, lambda_a_ > 0 ? QuantPointMode::kRecord : QuantPointMode::kOff);
+      const auto logits = model.forward(images);
+      const auto ce = F::cross_entropy(logits, targets);
+      activations = recorded_activations(model);
+      for (auto& [point, activation] : activations) activation.retain_grad();
+      ce.backward();
+      result.logits = logits.detach();
+      result.cross_entropy = ce.item<double>();
+    }
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> base_grads;
+    for (const auto& p : parameters) base_grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+
+    // The penalty value, and the directions whose Hessian products are its gradient.
+    double penalty = 0;
+    std::vector<torch::Tensor> weight_directions, activation_directions;
+    for (const auto& w : weights) {
+      penalty += lambda_w_ * norm(w.grad(), norm_).item<double>();
+      weight_directions.push_back(direction(w.grad()));
+    }
+    for (const auto& [point, activation] : activations) {
+      penalty += lambda_a_ * norm(activation.grad(), norm_).item<double>();
+      activation_directions.push_back(direction(activation.grad()));
+    }
+    result.penalty = penalty;
+
+    // Pass 2 at (w + h λ_w/κ v_w, a + h λ_a/κ v_a): (g' − g)/h · κ = λ_w H v_w + λ_a H_wa v_a.
+    const double kappa = std::max(lambda_w_, lambda_a_);
+    double weight_abs = 0, weight_count = 0;
+    for (const auto& w : weights) {
+      weight_abs += w.abs().sum().item<double>();
+      weight_count += static_cast<double>(w.numel());
+    }
+    const double h = relative_step_ * weight_abs / weight_count;
+    std::vector<torch::Tensor> saved_weights, saved_buffers;
+    for (const auto& w : weights) saved_weights.push_back(w.clone());
+    for (const auto& b : model.buffers()) saved_buffers.push_back(b.clone());  // pass 2 must not update BN statistics
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].add_(weight_directions[i], h * lambda_w_ / kappa);
+    for (const auto& p : parameters)
+      if (p.grad().defined()) p.grad().zero_();
+    {
+      torch::AutoGradMode enable_grad(true);
+      PointModeGuard reset_points_after(model, QuantPointMode::kOff);
+      for (size_t i = 0; i < activations.size(); ++i) {
+        activations[i].first->set_mode(QuantPointMode::kPerturb);
+        activations[i].first->set_perturbation(activation_directions[i] * (h * lambda_a_ / kappa));
+      }
+      F::cross_entropy(model.forward(images), targets).backward();
+    }
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(saved_weights[i]);
+    auto buffers = model.buffers();
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_buffers[i]);
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      auto grad = parameters[i].mutable_grad();
+      const auto perturbed = grad.defined() ? grad : torch::zeros_like(parameters[i]);
+      const auto total = base_grads[i] + (perturbed - base_grads[i]) * (kappa / h);
+      if (grad.defined()) grad.copy_(total);
+      else parameters[i].mutable_grad() = total;
+    }
+    return result;
+  }
+
+ private:
+  torch::Tensor direction(const torch::Tensor& g) const {
+    return norm_ == Norm::kL1 ? g.sign() : g / norm(g, Norm::kL2);
+  }
+
+  Norm norm_;
+  double lambda_w_, lambda_a_, relative_step_;
+};
+
+}  // namespace
+
+std::unique_ptr<Regularizer> make_plain() { return std::make_unique<PlainStep>(); }
+
+std::unique_ptr<Regularizer> make_regularizer(const config::RegularizerConfig& config) {
+  if (config.is_gradient_norm()) {
+    if (config.lambda_w == 0 && config.lambda_a == 0) return make_plain();
+    const Norm kind = config.name == "grad_l1" ? Norm::kL1 : Norm::kL2;
+    if (config.method == "finite_difference")
+      return std::make_unique<GradientNormFiniteDifference>(kind, config.lambda_w, config.lambda_a, config.fd_epsilon);
+    return std::make_unique<GradientNormDoubleBackprop>(kind, config.lambda_w, config.lambda_a);
+  }
+  if (config.lambda == 0) return make_plain();
+  if (config.name == "dq_lipschitz") return std::make_unique<WeightPenalty>(config.lambda, lipschitz_penalty);
+  if (config.name == "kurtosis") {
+    const double target = config.kurtosis_target;
+    return std::make_unique<WeightPenalty>(config.lambda,
+                                           [target](const torch::Tensor& w) { return kurtosis_penalty(w, target); });
+  }
+  return make_plain();
+}
+
+GradientNorms measure_gradient_norms(models::ClassifierImpl& model, const torch::Tensor& images,
+                                     const torch::Tensor& targets) {
+  const bool was_training = model.is_training();
+  model.eval();
+  GradientNorms out;
+  {
+    PointModeGuard guard(model, QuantPointMode::kRecord);
+    const auto ce = F::cross_entropy(model.forward(images), targets);
+    auto inputs = layer_weights(model);
+    const auto activations = recorded_activations(model);
+    for (const auto& [point, activation] : activations) inputs.push_back(activation);
+    const auto grads = torch::autograd::grad({ce}, inputs);
+    const auto& layers = model.quant_layers();
+    for (size_t i = 0; i < layers.size(); ++i) out.weight_l1.emplace_back(layers[i].name, grads[i].abs().sum().item<double>());
+    for (size_t i = 0; i < activations.size(); ++i)
+      out.activation_l1.emplace_back(activations[i].first->name(), grads[layers.size() + i].abs().sum().item<double>());
+  }
+  model.train(was_training);
+  return out;
+}
+
+}  // namespace qrobust::regularize

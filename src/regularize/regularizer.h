@@ -1,0 +1,62 @@
+#pragma once
+// What a training step optimizes beyond cross-entropy. A Regularizer runs the forward pass on a
+// batch and leaves ∇(CE + penalty) in the parameters' .grad; the trainer only calls step() and
+// the optimizer, and does not know which penalty it runs.
+//
+//   grad_l1 (the paper)  λ_w Σ_l ‖∂CE/∂W_l‖₁ + λ_a Σ_l ‖∂CE/∂a_l‖₁
+//   grad_l2              the same with ℓ2 norms
+//   dq_lipschitz         λ Σ_l ‖W_l W_lᵀ − I‖²_F
+//   kurtosis             λ Σ_l (Kurt(W_l) − target)²
+// The sums run over the model's quantizable layers W_l and its activation quantization points
+// a_l (every point whose tensor depends on the weights, i.e. all but the network input). CE is
+// the batch mean, so ‖∂CE/∂a_l‖₁ over the batch tensor is the batch mean of the per-sample
+// ℓ1 norms ‖∂CE_i/∂a_{l,i}‖₁.
+//
+// Gradient-norm penalties are differentiated either exactly (double backprop: autograd::grad
+// with create_graph) or by finite differences: the penalty's gradient is a Hessian-vector
+// product H·sign(g) (ℓ1) or H·g/‖g‖ (ℓ2), approximated by (∇CE(w + h·v) − ∇CE(w))/h with the
+// activations shifted along their own directions in the same pass: two ordinary backward
+// passes. On ReLU networks the finite difference does not converge to the exact value as h→0
+// (it sees the curvature of the kinks the step crosses).
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "models/classifier.h"
+
+namespace qrobust::regularize {
+
+struct StepResult {
+  torch::Tensor logits;  // detached
+  double cross_entropy = 0;
+  double penalty = 0;  // λ-weighted, as added to the loss
+};
+
+class Regularizer {
+ public:
+  virtual ~Regularizer() = default;
+  // Forward pass on (images, targets) in the model's current mode, then gradients of
+  // CE + penalty accumulated into the parameters' .grad (zero them first).
+  virtual StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) = 0;
+};
+
+// Cross-entropy only.
+std::unique_ptr<Regularizer> make_plain();
+// The configured penalty; a penalty whose λs are all zero is the plain step.
+std::unique_ptr<Regularizer> make_regularizer(const config::RegularizerConfig& config);
+
+// Per-layer ‖∂CE/∂W_l‖₁ and per-point ‖∂CE/∂a_l‖₁ on a batch, in eval mode (the statistics
+// post-training quantization will see), leaving parameters and .grad untouched. These are the
+// quantities of the paper's Figure 1.
+struct GradientNorms {
+  std::vector<std::pair<std::string, double>> weight_l1;
+  std::vector<std::pair<std::string, double>> activation_l1;
+};
+GradientNorms measure_gradient_norms(models::ClassifierImpl& model, const torch::Tensor& images,
+                                     const torch::Tensor& targets);
+
+}  // namespace qrobust::regularize
