@@ -18,6 +18,9 @@ struct BenchOptions {
   int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
   config::RegularizerConfig regularizer;  // name "none": plain step and inference only
+  // Also time the penalized step with LibTorch's own convolution / batch-norm double backward
+  // (models/layer_ops.h), for before/after figures from one run.
+  bool compare_layer_ops = false;
 };
 
 nlohmann::json run_benchmark(const BenchOptions& options);

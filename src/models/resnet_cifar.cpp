@@ -1,5 +1,7 @@
 #include "models/resnet_cifar.h"
 
+#include "models/layer_ops.h"
+
 namespace qrobust::models {
 namespace F = torch::nn::functional;
 
@@ -31,11 +33,12 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_
 }
 
 torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
-  auto out = act1(torch::relu(bn1(conv1(x))));
-  out = bn2(conv2(out));
+  auto out = act1(torch::relu(batch_norm(conv2d(x, *conv1), *bn1)));
+  out = batch_norm(conv2d(out, *conv2), *bn2);
   torch::Tensor identity = x;
   if (downsample) {
-    identity = downsample->forward(x);
+    identity = batch_norm(conv2d(x, *downsample->ptr(0)->as<torch::nn::Conv2d>()),
+                          *downsample->ptr(1)->as<torch::nn::BatchNorm2d>());
   } else if (stride_ != 1 || pad_channels_ > 0) {
     using torch::indexing::Slice;
     identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride_),
@@ -83,7 +86,7 @@ ResNetCifarImpl::ResNetCifarImpl(std::string architecture, const ResNetCifarOpti
 }
 
 torch::Tensor ResNetCifarImpl::forward(torch::Tensor images) {
-  auto x = stem_act_(torch::relu(bn1_(conv1_(input_point_(images)))));
+  auto x = stem_act_(torch::relu(batch_norm(conv2d(input_point_(images), *conv1_), *bn1_)));
   for (auto& block : blocks_) x = block->forward(x);
   x = pooled_point_(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1));
   return fc_(x);

@@ -1,5 +1,7 @@
 #include "models/vgg.h"
 
+#include "models/layer_ops.h"
+
 namespace qrobust::models {
 namespace F = torch::nn::functional;
 
@@ -50,11 +52,13 @@ torch::Tensor VggImpl::forward(torch::Tensor images) {
       x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2).ceil_mode(true));
       continue;
     }
-    x = unit.act(torch::relu(unit.norm->as<torch::nn::BatchNorm2d>()->forward(unit.layer->as<torch::nn::Conv2d>()->forward(x))));
+    x = unit.act(torch::relu(
+        batch_norm(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()), *unit.norm->as<torch::nn::BatchNorm2d>())));
   }
   x = x.flatten(1);
   for (auto& unit : classifier_)
-    x = unit.act(torch::relu(unit.norm->as<torch::nn::BatchNorm1d>()->forward(unit.layer->as<torch::nn::Linear>()->forward(x))));
+    x = unit.act(torch::relu(
+        batch_norm(unit.layer->as<torch::nn::Linear>()->forward(x), *unit.norm->as<torch::nn::BatchNorm1d>())));
   return fc_(x);
 }
 
