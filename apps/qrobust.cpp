@@ -10,6 +10,7 @@
 
 #include "bench/bench.h"
 #include "config/config.h"
+#include "sweep/sweep.h"
 #include "data/datasets.h"
 #include "train/checkpoint.h"
 #include "train/console_observer.h"
@@ -67,6 +68,22 @@ config::ExperimentConfig load_with_flags(const std::string& file, const ConfigFl
   return config;
 }
 
+// The config a trained model is used with: --config if given, else the one embedded in the
+// checkpoint; --set and --threads apply either way.
+config::ExperimentConfig config_for_checkpoint(const std::string& checkpoint, const ConfigFlags& flags) {
+  if (!flags.config_file.empty()) return load_with_flags(flags.config_file, flags);
+  auto config = config::parse_config(train::read_checkpoint_info(checkpoint).config_yaml,
+                                     checkpoint + " (embedded config)", flags.overrides);
+  if (flags.threads > 0) config.threads = flags.threads;
+  return config;
+}
+
+std::string checkpoint_of(const std::string& run_dir, const std::string& checkpoint, const std::string& command) {
+  if (run_dir.empty() == checkpoint.empty())
+    throw UsageError(command + ": give exactly one of --run DIR or --checkpoint FILE");
+  return checkpoint.empty() ? train::checkpoint_path(run_dir) : checkpoint;
+}
+
 int run_train(const TrainCommand& command) {
   const bool from_run = command.config.config_file.empty();
   if (from_run && !command.resume) throw UsageError("train: --config is required (or --out RUN --resume)");
@@ -89,18 +106,8 @@ int run_train(const TrainCommand& command) {
 }
 
 int run_eval(const EvalCommand& command) {
-  if (command.run_dir.empty() == command.checkpoint.empty())
-    throw UsageError("eval: give exactly one of --run DIR or --checkpoint FILE");
-  const std::string checkpoint = command.checkpoint.empty() ? train::checkpoint_path(command.run_dir) : command.checkpoint;
-  config::ExperimentConfig config;
-  if (!command.config.config_file.empty()) {
-    config = load_with_flags(command.config.config_file, command.config);
-  } else {
-    // The checkpoint carries the config that trained it; --set still applies (e.g. data.root).
-    config = config::parse_config(train::read_checkpoint_info(checkpoint).config_yaml, checkpoint + " (embedded config)",
-                                  command.config.overrides);
-    if (command.config.threads > 0) config.threads = command.config.threads;
-  }
+  const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "eval");
+  const auto config = config_for_checkpoint(checkpoint, command.config);
   const auto device = util::resolve_device(config.device);
   util::configure_threads(config.threads);
   auto model = train::build_model(config, device);
@@ -113,6 +120,32 @@ int run_eval(const EvalCommand& command) {
                               {"epoch", info.epoch},      {"split", command.split},      {"loss", result.loss},
                               {"accuracy", result.accuracy}, {"samples", result.samples}};
   std::cout << out.dump(2) << std::endl;
+  return 0;
+}
+
+struct SweepCommand {
+  ConfigFlags config;
+  std::string run_dir;
+  std::string checkpoint;
+  std::string out;
+  sweep::SweepOptions options;
+};
+
+int run_sweep(const SweepCommand& command) {
+  const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "sweep-bits");
+  sweep::grid(command.options);  // bad bit lists fail before any work
+  const auto config = config_for_checkpoint(checkpoint, command.config);
+  std::string out = command.out;
+  if (out.empty())
+    out = command.run_dir.empty() ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sweep.json"
+                                  : command.run_dir + "/sweep.json";
+  const auto out_dir = std::filesystem::path(out).parent_path();
+  std::error_code ec;
+  if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
+  if (ec) throw UsageError("--out: cannot create " + out_dir.string() + ": " + ec.message());
+  const auto result = sweep::run_sweep(config, checkpoint, command.options);
+  sweep::write_sweep(result, out);
+  spdlog::info("wrote {} (+ .md, .csv)", out);
   return 0;
 }
 
@@ -143,6 +176,22 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"test", "val", "train"}))
       ->group("Data");
   add_config_flags(eval_app, eval_command.config);
+
+  SweepCommand sweep_command;
+  auto* sweep_app = app.add_subcommand("sweep-bits", "accuracy of a trained model at every weight/activation bit-width");
+  sweep_app->add_option("--run", sweep_command.run_dir, "run directory")->group("Model");
+  sweep_app->add_option("--checkpoint", sweep_command.checkpoint, "checkpoint file")->group("Model");
+  sweep_app->add_option("--weight-bits", sweep_command.options.weight_bits, "weight bit-widths, e.g. 8,6,4 (32 = float)")
+      ->delimiter(',')
+      ->group("Grid");
+  sweep_app->add_option("--act-bits", sweep_command.options.act_bits, "activation bit-widths, e.g. 32,8,4 (32 = float)")
+      ->delimiter(',')
+      ->group("Grid");
+  sweep_app->add_flag("--pairs", sweep_command.options.pairs, "zip the two lists (8/8, 6/6, ...) instead of the full grid")
+      ->group("Grid");
+  sweep_app->add_option("--out", sweep_command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
+      ->group("Output");
+  add_config_flags(sweep_app, sweep_command.config);
 
   bench::BenchOptions bench_options;
   // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
@@ -186,6 +235,7 @@ int main(int argc, char** argv) {
     if (train_app->parsed()) return run_train(train_command);
     if (eval_app->parsed()) return run_eval(eval_command);
     if (bench_app->parsed()) return run_bench(bench_options);
+    if (sweep_app->parsed()) return run_sweep(sweep_command);
     std::cout << app.help() << std::endl;
     return 2;
   } catch (const UsageError& e) {

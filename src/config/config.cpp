@@ -112,6 +112,23 @@ RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train) {
   return r;
 }
 
+QuantConfig read_quant(YamlSection s) {
+  QuantConfig q;
+  q.weight_granularity = s.choice("weight_granularity", q.weight_granularity, {"per_tensor", "per_channel"});
+  q.weight_symmetric = s.boolean("weight_symmetric", q.weight_symmetric);
+  q.act_symmetric = s.boolean("act_symmetric", q.act_symmetric);
+  q.weight_estimator = s.choice("weight_estimator", q.weight_estimator, {"minmax", "percentile", "mse"});
+  q.act_estimator = s.choice("act_estimator", q.act_estimator, {"minmax", "percentile", "mse"});
+  q.percentile = s.number("percentile", q.percentile);
+  require(q.percentile > 50 && q.percentile <= 100, s, "percentile", "must be in (50, 100], got " + str(q.percentile));
+  q.first_last = s.choice("first_last", q.first_last, {"quantize", "int8", "float"});
+  q.bn_fold = s.boolean("bn_fold", q.bn_fold);
+  q.calibration_samples = s.integer("calibration_samples", q.calibration_samples);
+  require(q.calibration_samples >= 1, s, "calibration_samples", "must be positive, got " + std::to_string(q.calibration_samples));
+  s.finish();
+  return q;
+}
+
 }  // namespace
 
 std::string default_data_root(const std::string& dataset) {
@@ -146,6 +163,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.model = read_model(s.section("model"));
   c.train = read_train(s.section("train"));
   c.regularizer = read_regularizer(s.section("regularizer"), c.train);
+  c.quant = read_quant(s.section("quant"));
   s.finish();
   return c;
 }
@@ -197,6 +215,17 @@ std::string to_yaml(const ExperimentConfig& c) {
   if (r.name == "kurtosis") out << YAML::Key << "kurtosis_target" << YAML::Value << r.kurtosis_target;
   if (r.name != "none") out << YAML::Key << "start_epoch" << YAML::Value << r.start_epoch;
   out << YAML::EndMap;
+  const auto& q = c.quant;
+  out << YAML::Key << "quant" << YAML::Value << YAML::BeginMap
+      << YAML::Key << "weight_granularity" << YAML::Value << q.weight_granularity
+      << YAML::Key << "weight_symmetric" << YAML::Value << q.weight_symmetric
+      << YAML::Key << "act_symmetric" << YAML::Value << q.act_symmetric
+      << YAML::Key << "weight_estimator" << YAML::Value << q.weight_estimator
+      << YAML::Key << "act_estimator" << YAML::Value << q.act_estimator
+      << YAML::Key << "percentile" << YAML::Value << q.percentile
+      << YAML::Key << "first_last" << YAML::Value << q.first_last
+      << YAML::Key << "bn_fold" << YAML::Value << q.bn_fold
+      << YAML::Key << "calibration_samples" << YAML::Value << q.calibration_samples << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -53,6 +53,19 @@ struct RegularizerConfig {
   bool is_gradient_norm() const { return name == "grad_l1" || name == "grad_l2"; }
 };
 
+// Post-training quantization settings used by `qrobust sweep-bits` (see quant/).
+struct QuantConfig {
+  std::string weight_granularity = "per_tensor";  // per_tensor | per_channel
+  bool weight_symmetric = true;
+  bool act_symmetric = false;  // asymmetric activations use an unsigned grid after a ReLU either way
+  std::string weight_estimator = "minmax";  // minmax | percentile | mse
+  std::string act_estimator = "minmax";
+  double percentile = 99.99;
+  std::string first_last = "quantize";  // quantize | int8 | float: first and last layer (and their inputs)
+  bool bn_fold = true;
+  int64_t calibration_samples = 1024;  // training images, no augmentation, seeded
+};
+
 struct ExperimentConfig {
   std::string name;
   int64_t seed = 0;
@@ -62,6 +75,7 @@ struct ExperimentConfig {
   ModelConfig model;
   TrainConfig train;
   RegularizerConfig regularizer;
+  QuantConfig quant;
 };
 
 // Reads and validates `path`, applying "key.path=value" overrides first.

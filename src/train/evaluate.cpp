@@ -4,6 +4,20 @@
 
 namespace qrobust::train {
 
+torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
+                      int64_t batch_size, torch::Device device) {
+  const bool was_training = model.is_training();
+  model.eval();
+  torch::NoGradGuard no_grad;
+  data::BatchOptions options;
+  options.batch_size = batch_size;
+  data::EpochBatches batches(split, info, options, 0, device);
+  std::vector<torch::Tensor> logits;
+  for (int64_t i = 0; i < batches.size(); ++i) logits.push_back(model.forward(batches.get(i).images).cpu());
+  model.train(was_training);
+  return torch::cat(logits);
+}
+
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device) {
   const bool was_training = model.is_training();

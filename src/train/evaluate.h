@@ -13,6 +13,10 @@ struct EvalResult {
   int64_t samples = 0;
 };
 
+// Logits for every image of the split, in order, on the CPU (eval mode, no gradients).
+torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
+                      int64_t batch_size, torch::Device device);
+
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device);
 

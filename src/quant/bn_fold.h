@@ -1,0 +1,14 @@
+#pragma once
+// Batch-norm folding: every quantizable layer followed by a batch norm absorbs it,
+//   W' = W · γ/σ (per output channel),  b' = (b − μ) · γ/σ + β,  σ = sqrt(running_var + eps),
+// and the batch norm becomes the exact identity (γ = 1, β = 0, μ = 0, var = 1, eps = 0).
+// The folded model in eval mode computes what the original computes in eval mode; weight
+// quantization then sees the weights inference actually uses, as in every PTQ toolkit.
+#include "models/classifier.h"
+
+namespace qrobust::quant {
+
+// Folds in place (use a copy of the model). Returns the number of batch norms folded.
+int fold_batch_norms(models::ClassifierImpl& model);
+
+}  // namespace qrobust::quant

@@ -1,0 +1,223 @@
+#include "sweep/sweep.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "data/batches.h"
+#include "quant/bn_fold.h"
+#include "quant/calibration.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+#include "util/atomic_file.h"
+#include "util/errors.h"
+#include "util/progress.h"
+#include "util/provenance.h"
+#include "util/runtime.h"
+
+namespace qrobust::sweep {
+namespace F = torch::nn::functional;
+
+std::vector<std::pair<int, int>> grid(const SweepOptions& options) {
+  if (options.weight_bits.empty()) throw UsageError("--weight-bits: the list is empty");
+  if (options.act_bits.empty()) throw UsageError("--act-bits: the list is empty");
+  for (int bits : options.weight_bits) quant::check_bits(bits, "--weight-bits");
+  for (int bits : options.act_bits) quant::check_bits(bits, "--act-bits");
+  std::vector<std::pair<int, int>> out;
+  if (options.pairs) {
+    if (options.weight_bits.size() != options.act_bits.size())
+      throw UsageError("--pairs: --weight-bits and --act-bits need the same length (" +
+                       std::to_string(options.weight_bits.size()) + " vs " + std::to_string(options.act_bits.size()) + ")");
+    for (size_t i = 0; i < options.weight_bits.size(); ++i) out.emplace_back(options.weight_bits[i], options.act_bits[i]);
+  } else {
+    for (int w : options.weight_bits)
+      for (int a : options.act_bits) out.emplace_back(w, a);
+  }
+  return out;
+}
+
+namespace {
+
+struct Metrics {
+  double loss, accuracy, top5;
+};
+
+Metrics metrics_of(const torch::Tensor& logits, const torch::Tensor& targets) {
+  Metrics m;
+  m.loss = F::cross_entropy(logits, targets).item<double>();
+  m.accuracy = 100.0 * logits.argmax(1).eq(targets).to(torch::kDouble).mean().item<double>();
+  const int64_t k = std::min<int64_t>(5, logits.size(1));
+  const auto top = std::get<1>(logits.topk(k, 1));
+  m.top5 = 100.0 * top.eq(targets.unsqueeze(1)).any(1).to(torch::kDouble).mean().item<double>();
+  return m;
+}
+
+// Mean over samples of KL(p_float ‖ p_quantized).
+double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
+  const auto p_log = float_logits.log_softmax(1), q_log = quant_logits.log_softmax(1);
+  return (p_log.exp() * (p_log - q_log)).sum(1).mean().item<double>();
+}
+
+// Gradients of the mean test loss: per layer weight gradient, per point mean per-sample ‖∂CE_i/∂a_i‖₁.
+struct FirstOrder {
+  std::vector<torch::Tensor> weight_grads;  // CPU, per layer
+  std::vector<double> activation_l1;        // per point (0 for a point the loss does not depend on through weights)
+};
+
+FirstOrder first_order_gradients(models::ClassifierImpl& model, const data::LabeledImages& split,
+                                 const data::DatasetInfo& info, int64_t batch_size, torch::Device device) {
+  model.eval();
+  const auto& layers = model.quant_layers();
+  const auto& points = model.quant_points();
+  FirstOrder out;
+  for (const auto& layer : layers) out.weight_grads.push_back(torch::zeros_like(layer.weight()));
+  out.activation_l1.assign(points.size(), 0.0);
+  data::BatchOptions options;
+  options.batch_size = batch_size;
+  data::EpochBatches batches(split, info, options, 0, device);
+  const double n = static_cast<double>(split.size());
+  model.set_quant_point_mode(models::QuantPointMode::kRecord);
+  for (int64_t b = 0; b < batches.size(); ++b) {
+    const auto batch = batches.get(b);
+    // Sum of per-sample losses / N: summed over batches this is the gradient of the mean loss.
+    const auto loss = F::cross_entropy(model.forward(batch.images.requires_grad_(true)), batch.targets,
+                                       F::CrossEntropyFuncOptions().reduction(torch::kSum)) / n;
+    std::vector<torch::Tensor> inputs;
+    for (const auto& layer : layers) inputs.push_back(layer.weight());
+    for (const auto& point : points) inputs.push_back(point->recorded());
+    const auto grads = torch::autograd::grad({loss}, inputs);
+    for (size_t i = 0; i < layers.size(); ++i) out.weight_grads[i] += grads[i];
+    for (size_t i = 0; i < points.size(); ++i) out.activation_l1[i] += grads[layers.size() + i].abs().sum().item<double>();
+  }
+  model.set_quant_point_mode(models::QuantPointMode::kOff);
+  for (auto& g : out.weight_grads) g = g.cpu();
+  return out;
+}
+
+double first_order_bound(const FirstOrder& gradients, const std::vector<torch::Tensor>& weight_steps,
+                         const std::vector<double>& activation_steps) {
+  double bound = 0;
+  for (size_t i = 0; i < weight_steps.size(); ++i) {
+    const auto per_channel = gradients.weight_grads[i].abs().reshape({gradients.weight_grads[i].size(0), -1}).sum(1);
+    bound += (weight_steps[i] / 2 * per_channel).sum().item<double>();
+  }
+  for (size_t i = 0; i < activation_steps.size(); ++i) bound += activation_steps[i] / 2 * gradients.activation_l1[i];
+  return bound;
+}
+
+std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
+
+}  // namespace
+
+nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
+                         const SweepOptions& options) {
+  const auto configurations = grid(options);
+  const auto start = std::chrono::steady_clock::now();
+  const torch::Device device = util::resolve_device(config.device);
+  util::configure_threads(config.threads);
+  auto model = train::build_model(config, device);
+  train::load_checkpoint(checkpoint, *model, nullptr);
+  model->eval();
+  const auto splits = data::load_splits(config.data, config.seed);
+  const int64_t batch = config.data.eval_batch_size;
+
+  const auto float_logits = train::predict(*model, splits.test, splits.info, batch, device);
+  const auto reference = metrics_of(float_logits, splits.test.targets);
+  if (config.quant.bn_fold) quant::fold_batch_norms(*model);
+  const auto gradients = first_order_gradients(*model, splits.test, splits.info, batch, device);
+
+  // Calibration images: a seeded sample of the training split, no augmentation.
+  const int64_t calibration = std::min(config.quant.calibration_samples, splits.train.size());
+  auto generator = at::detail::createCPUGenerator(data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1));
+  const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, calibration);
+  const data::LabeledImages calibration_split{splits.train.images.index_select(0, picks),
+                                              splits.train.targets.index_select(0, picks)};
+  data::BatchOptions calibration_options;
+  calibration_options.batch_size = batch;
+  data::EpochBatches calibration_batches(calibration_split, splits.info, calibration_options, 0, device);
+  std::vector<torch::Tensor> calibration_images;
+  for (int64_t i = 0; i < calibration_batches.size(); ++i) calibration_images.push_back(calibration_batches.get(i).images);
+  quant::PostTrainingQuantizer quantizer(*model, config.quant);
+  quantizer.calibrate(calibration_images);
+
+  const bool with_top5 = splits.info.num_classes >= 100;
+  auto row_json = [&](int w, int a, const Metrics& m, double kl, double bound) {
+    nlohmann::json row = {{"weight_bits", w}, {"act_bits", a},        {"accuracy", m.accuracy},
+                          {"loss", m.loss},   {"kl_to_fp32", kl},     {"first_order_bound", bound},
+                          {"loss_increase", m.loss - reference.loss}};
+    if (with_top5) row["top5"] = m.top5;
+    return row;
+  };
+  nlohmann::json rows = nlohmann::json::array();
+  rows.push_back(row_json(quant::kFloatBits, quant::kFloatBits, reference, 0.0, 0.0));
+  rows.back()["config"] = "fp32";
+  util::ProgressLine progress("sweep", static_cast<int64_t>(configurations.size()), "configs");
+  for (size_t k = 0; k < configurations.size(); ++k) {
+    const auto [w, a] = configurations[k];
+    quantizer.apply(w, a);
+    const auto logits = train::predict(*model, splits.test, splits.info, batch, device);
+    const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
+    rows.push_back(row_json(w, a, metrics_of(logits, splits.test.targets), mean_kl(float_logits, logits), bound));
+    rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
+    quantizer.restore();
+    if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
+  }
+  if (options.progress) progress.finish();
+
+  const auto& q = config.quant;
+  nlohmann::json header = {
+      {"model", config.model.name},
+      {"dataset", config.data.dataset},
+      {"checkpoint", checkpoint},
+      {"test_samples", splits.test.size()},
+      {"weight_granularity", q.weight_granularity},
+      {"weight_symmetric", q.weight_symmetric},
+      {"act_symmetric", q.act_symmetric},
+      {"weight_estimator", q.weight_estimator},
+      {"act_estimator", q.act_estimator},
+      {"percentile", q.percentile},
+      {"first_last", q.first_last},
+      {"bn_fold", q.bn_fold},
+      {"calibration_samples", calibration},
+      {"seed", config.seed},
+      {"git_sha", util::git_sha()},
+      {"libtorch", util::libtorch_version()},
+      {"elapsed_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  return {{"header", header}, {"rows", rows}};
+}
+
+void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
+  const auto& rows = sweep["rows"];
+  const bool top5 = rows[0].contains("top5");
+  std::ostringstream md, csv;
+  const auto& h = sweep["header"];
+  md << "# " << h["model"].get<std::string>() << " on " << h["dataset"].get<std::string>() << "\n\n"
+     << "checkpoint `" << h["checkpoint"].get<std::string>() << "`; weights " << h["weight_granularity"].get<std::string>()
+     << (h["weight_symmetric"].get<bool>() ? " symmetric" : " asymmetric") << " " << h["weight_estimator"].get<std::string>()
+     << "; activations " << (h["act_symmetric"].get<bool>() ? "symmetric " : "asymmetric ")
+     << h["act_estimator"].get<std::string>() << "; first/last layer " << h["first_last"].get<std::string>()
+     << "; BN folded " << (h["bn_fold"].get<bool>() ? "yes" : "no") << "; " << h["calibration_samples"] << " calibration images\n\n"
+     << "| config | W bits | A bits | accuracy |" << (top5 ? " top-5 |" : "")
+     << " loss | KL to fp32 | first-order bound | loss increase |\n"
+     << "| --- | --- | --- | --- |" << (top5 ? " --- |" : "") << " --- | --- | --- | --- |\n";
+  csv << "config,weight_bits,act_bits,accuracy," << (top5 ? "top5," : "") << "loss,kl_to_fp32,first_order_bound,loss_increase\n";
+  md << std::fixed;
+  for (const auto& row : rows) {
+    md << "| " << row["config"].get<std::string>() << " | " << row["weight_bits"] << " | " << row["act_bits"] << " | "
+       << std::setprecision(2) << row["accuracy"].get<double>() << " | ";
+    if (top5) md << row["top5"].get<double>() << " | ";
+    md << std::setprecision(4) << row["loss"].get<double>() << " | " << row["kl_to_fp32"].get<double>() << " | "
+       << row["first_order_bound"].get<double>() << " | " << row["loss_increase"].get<double>() << " |\n";
+    csv << row["config"].get<std::string>() << "," << row["weight_bits"] << "," << row["act_bits"] << ","
+        << row["accuracy"].dump() << "," << (top5 ? row["top5"].dump() + "," : "") << row["loss"].dump() << ","
+        << row["kl_to_fp32"].dump() << "," << row["first_order_bound"].dump() << "," << row["loss_increase"].dump() << "\n";
+  }
+  const auto stem = std::filesystem::path(json_path).replace_extension("").string();
+  util::write_file_atomically(json_path, sweep.dump(2) + "\n");
+  util::write_file_atomically(stem + ".md", md.str());
+  util::write_file_atomically(stem + ".csv", csv.str());
+}
+
+}  // namespace qrobust::sweep

@@ -1,0 +1,31 @@
+#include <catch2/catch.hpp>
+
+#include "models/registry.h"
+#include "quant/bn_fold.h"
+
+using namespace qrobust;
+
+TEST_CASE("the BN-folded model computes what the unfolded model computes in eval mode, for every shipped model") {
+  for (const auto& name : {"resnet20", "resnet56", "resnet18_cifar", "vgg_like", "vgg11_bn", "vgg16_bn"}) {
+    INFO(name);
+    torch::manual_seed(2);
+    const int64_t width = std::string(name) == "resnet20" || std::string(name) == "resnet56" ? 8 : 16;
+    auto model = models::make_model(name, {3, 32, 32, 10}, width);
+    // Non-trivial statistics: a few training-mode passes, and random affine parameters.
+    model->train();
+    {
+      torch::NoGradGuard no_grad;
+      for (int i = 0; i < 3; ++i) model->forward(torch::randn({8, 3, 32, 32}) * 2 + 0.5);
+      for (auto& p : model->named_parameters())
+        if (p.key().find("bn") != std::string::npos) p.value().uniform_(0.5, 1.5);
+    }
+    model->eval();
+    const auto x = torch::randn({4, 3, 32, 32});
+    torch::NoGradGuard no_grad;
+    const auto expected = model->forward(x);
+    const int folded = quant::fold_batch_norms(*model);
+    CHECK(folded == static_cast<int>(model->quant_layers().size()) - 1);  // every layer but the classifier
+    const auto actual = model->forward(x);
+    CHECK(((actual - expected).norm() / expected.norm()).item<double>() < 1e-5);
+  }
+}
