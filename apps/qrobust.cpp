@@ -149,8 +149,16 @@ int run_sweep(const SweepCommand& command) {
   return 0;
 }
 
-int run_bench(const bench::BenchOptions& options) {
-  std::cout << bench::run_benchmark(options).dump(2) << std::endl;
+struct BenchCommand {
+  bench::BenchOptions options;
+  bool sweep = false;
+  std::string data_root = config::default_data_root("cifar10");
+};
+
+int run_bench(const BenchCommand& command) {
+  const auto result = command.sweep ? bench::run_sweep_benchmark(command.options, command.data_root)
+                                    : bench::run_benchmark(command.options);
+  std::cout << result.dump(2) << std::endl;
   return 0;
 }
 
@@ -193,7 +201,8 @@ int main(int argc, char** argv) {
       ->group("Output");
   add_config_flags(sweep_app, sweep_command.config);
 
-  bench::BenchOptions bench_options;
+  BenchCommand bench_command;
+  bench::BenchOptions& bench_options = bench_command.options;
   // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
   bench_options.regularizer.lambda_w = 0.05;
   bench_options.regularizer.lambda_a = 0.05;
@@ -204,6 +213,10 @@ int main(int argc, char** argv) {
   bench_app->add_option("--steps", bench_options.steps, "timed steps")->group("Workload");
   bench_app->add_option("--threads", bench_options.threads, "CPU threads (default: all cores)")->group("Execution");
   bench_app->add_option("--device", bench_options.device, "auto, cpu, cuda or cuda:N")->group("Execution");
+  bench_app->add_flag("--sweep", bench_command.sweep, "time the 6x6 sweep-bits grid against 36 float evaluations")
+      ->group("Sweep");
+  bench_app->add_option("--data", bench_command.data_root, "CIFAR-10 cifar-10-batches-bin directory for --sweep")
+      ->group("Sweep");
   auto& bench_penalty = bench_options.regularizer;
   bench_app->add_option("--regularizer", bench_penalty.name, "also time a penalized step: grad_l1, grad_l2, dq_lipschitz, kurtosis")
       ->check(CLI::IsMember({"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"}))
@@ -223,7 +236,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    std::cerr << "error: " << e.what() << " (see --help)" << std::endl;
     return 2;
   }
   if (show_version) {
@@ -234,7 +247,7 @@ int main(int argc, char** argv) {
     util::warn_if_reference_blas();
     if (train_app->parsed()) return run_train(train_command);
     if (eval_app->parsed()) return run_eval(eval_command);
-    if (bench_app->parsed()) return run_bench(bench_options);
+    if (bench_app->parsed()) return run_bench(bench_command);
     if (sweep_app->parsed()) return run_sweep(sweep_command);
     std::cout << app.help() << std::endl;
     return 2;

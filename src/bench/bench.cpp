@@ -9,6 +9,8 @@
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "regularize/regularizer.h"
+#include "sweep/sweep.h"
+#include "train/evaluate.h"
 #include "util/errors.h"
 #include "util/provenance.h"
 #include "util/runtime.h"
@@ -136,6 +138,39 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
   out["inference_images_per_second"] = batch / inference_step;
   out["provenance"] = util::provenance();
   return out;
+}
+
+nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root) {
+  config::ExperimentConfig config;
+  config.model.name = options.model;
+  config.data.dataset = "cifar10";
+  config.data.root = data_root;
+  const torch::Device device = util::resolve_device(options.device);
+  const int threads = util::configure_threads(options.threads);
+  const auto splits = data::load_splits(config.data, config.seed);
+  torch::manual_seed(0);
+  auto model = models::make_model(options.model, {3, 32, 32, 10});
+  model->to(device);
+  model->eval();
+
+  sweep::SweepOptions grid;  // the default 6 x 6 grid
+  const auto configurations = static_cast<int64_t>(sweep::grid(grid).size());
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < configurations; ++i)
+    train::predict(*model, splits.test, splits.info, config.data.eval_batch_size, device);
+  const double plain = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto sweep_start = std::chrono::steady_clock::now();
+  sweep::sweep_model(*model, splits, config, grid, device);
+  const double swept = std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count();
+  return {{"model", options.model},
+          {"test_images", splits.test.size()},
+          {"configurations", configurations},
+          {"threads", threads},
+          {"device", device.str()},
+          {"plain_evaluations_seconds", plain},
+          {"sweep_seconds", swept},
+          {"ratio", swept / plain},
+          {"provenance", util::provenance()}};
 }
 
 }  // namespace qrobust::bench

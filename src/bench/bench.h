@@ -25,4 +25,9 @@ struct BenchOptions {
 
 nlohmann::json run_benchmark(const BenchOptions& options);
 
+// `bench --sweep`: the default 6x6 sweep-bits grid on the CIFAR-10 test set in `data_root`
+// against 36 plain float evaluations of the same set, timed in one run (random weights: the
+// cost does not depend on them).
+nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root);
+
 }  // namespace qrobust::bench

@@ -113,20 +113,30 @@ std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std
 
 nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
                          const SweepOptions& options) {
-  const auto configurations = grid(options);
+  grid(options);  // bad lists fail before any work
   const auto start = std::chrono::steady_clock::now();
   const torch::Device device = util::resolve_device(config.device);
   util::configure_threads(config.threads);
   auto model = train::build_model(config, device);
   train::load_checkpoint(checkpoint, *model, nullptr);
-  model->eval();
   const auto splits = data::load_splits(config.data, config.seed);
+  auto result = sweep_model(*model, splits, config, options, device);
+  result["header"]["checkpoint"] = checkpoint;
+  result["header"]["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits& splits,
+                           const config::ExperimentConfig& config, const SweepOptions& options, torch::Device device) {
+  const auto configurations = grid(options);
+  const auto start = std::chrono::steady_clock::now();
+  model.eval();
   const int64_t batch = config.data.eval_batch_size;
 
-  const auto float_logits = train::predict(*model, splits.test, splits.info, batch, device);
+  const auto float_logits = train::predict(model, splits.test, splits.info, batch, device);
   const auto reference = metrics_of(float_logits, splits.test.targets);
-  if (config.quant.bn_fold) quant::fold_batch_norms(*model);
-  const auto gradients = first_order_gradients(*model, splits.test, splits.info, batch, device);
+  if (config.quant.bn_fold) quant::fold_batch_norms(model);
+  const auto gradients = first_order_gradients(model, splits.test, splits.info, batch, device);
 
   // Calibration images: a seeded sample of the training split, no augmentation.
   const int64_t calibration = std::min(config.quant.calibration_samples, splits.train.size());
@@ -139,7 +149,7 @@ nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::stri
   data::EpochBatches calibration_batches(calibration_split, splits.info, calibration_options, 0, device);
   std::vector<torch::Tensor> calibration_images;
   for (int64_t i = 0; i < calibration_batches.size(); ++i) calibration_images.push_back(calibration_batches.get(i).images);
-  quant::PostTrainingQuantizer quantizer(*model, config.quant);
+  quant::PostTrainingQuantizer quantizer(model, config.quant);
   quantizer.calibrate(calibration_images);
 
   const bool with_top5 = splits.info.num_classes >= 100;
@@ -157,7 +167,7 @@ nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::stri
   for (size_t k = 0; k < configurations.size(); ++k) {
     const auto [w, a] = configurations[k];
     quantizer.apply(w, a);
-    const auto logits = train::predict(*model, splits.test, splits.info, batch, device);
+    const auto logits = train::predict(model, splits.test, splits.info, batch, device);
     const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
     rows.push_back(row_json(w, a, metrics_of(logits, splits.test.targets), mean_kl(float_logits, logits), bound));
     rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
@@ -170,7 +180,6 @@ nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::stri
   nlohmann::json header = {
       {"model", config.model.name},
       {"dataset", config.data.dataset},
-      {"checkpoint", checkpoint},
       {"test_samples", splits.test.size()},
       {"weight_granularity", q.weight_granularity},
       {"weight_symmetric", q.weight_symmetric},

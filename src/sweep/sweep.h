@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "data/datasets.h"
+#include "models/classifier.h"
 
 namespace qrobust::sweep {
 
@@ -30,6 +32,11 @@ std::vector<std::pair<int, int>> grid(const SweepOptions& options);
 // Runs the sweep of `checkpoint` (trained with `config`); returns the JSON document.
 nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
                          const SweepOptions& options);
+
+// The same for a model already built and loaded (BN-folded and calibrated in place: pass a
+// copy you can spare); the header has no checkpoint field.
+nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits& splits,
+                           const config::ExperimentConfig& config, const SweepOptions& options, torch::Device device);
 
 // Writes FILE.json and, beside it, FILE.md and FILE.csv (each atomically).
 void write_sweep(const nlohmann::json& sweep, const std::string& json_path);

@@ -69,6 +69,25 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
   CHECK(result["accuracy"].get<double>() == metrics["test"]["accuracy"].get<double>());
   CHECK(result["samples"] == 32);
 
+  // sweep-bits: bad requests exit 2 and leave no output behind; a good one writes all three files.
+  const std::string sweep = "sweep-bits --run " + dir.file("run") + " --out " + dir.file("sweep/s.json");
+  for (const auto& bad : {std::string(" --weight-bits 1"), std::string(" --act-bits="), std::string(" --set model.name=resnet14"),
+                          std::string(" --set quant.act_estimator=kmeans"), std::string(" --weight-bits 8,4 --act-bits 8 --pairs")}) {
+    const auto r = run(sweep + bad);
+    INFO(bad << ": " << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.output) == 1);
+    CHECK_FALSE(std::filesystem::exists(dir.file("sweep/s.json")));
+  }
+  const auto swept = run(sweep + " --weight-bits 8,4 --act-bits 8,4 --pairs --set quant.calibration_samples=64");
+  INFO(swept.output);
+  REQUIRE(swept.exit_code == 0);
+  const auto table = nlohmann::json::parse(util::read_file(dir.file("sweep/s.json")));
+  CHECK(table["rows"].size() == 3);
+  CHECK(table["rows"][0]["accuracy"].get<double>() == result["accuracy"].get<double>());
+  CHECK(std::filesystem::exists(dir.file("sweep/s.md")));
+  CHECK(std::filesystem::exists(dir.file("sweep/s.csv")));
+
   std::filesystem::remove(data.file("test_batch.bin"));
   const auto missing = run("eval --checkpoint " + train::checkpoint_path(dir.file("run")));
   CHECK(missing.exit_code == 1);

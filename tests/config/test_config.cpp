@@ -122,3 +122,16 @@ TEST_CASE("the regularizer section is validated") {
   CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  fd_epsilon: 0\n"),
              Catch::StartsWith("configs/x.yaml:3: regularizer.fd_epsilon: must be > 0"));
 }
+
+TEST_CASE("the quant section is validated") {
+  const auto c = config::parse_config("quant:\n  weight_granularity: per_channel\n  act_estimator: mse\n  first_last: int8\n", "x");
+  CHECK(c.quant.weight_granularity == "per_channel");
+  CHECK(c.quant.act_estimator == "mse");
+  CHECK(c.quant.first_last == "int8");
+  CHECK(c.quant.calibration_samples == 1024);
+  CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
+  CHECK_THAT(error_of("quant:\n  weight_estimator: kmeans\n"),
+             Catch::StartsWith("configs/x.yaml:2: quant.weight_estimator: expected one of minmax, percentile, mse"));
+  CHECK_THAT(error_of("quant:\n  calibration_samples: 0\n"), Catch::StartsWith("configs/x.yaml:2: quant.calibration_samples"));
+  CHECK_THAT(error_of("quant:\n  percentile: 20\n"), Catch::StartsWith("configs/x.yaml:2: quant.percentile: must be in (50, 100]"));
+}
