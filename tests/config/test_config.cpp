@@ -83,7 +83,7 @@ TEST_CASE("malformed YAML is an error with its line") {
   CHECK_THAT(error_of("train:\n  lr: [0.1\n  epochs: 3\n"), Catch::Contains("invalid YAML"));
 }
 
-TEST_CASE("--set overrides go through the same validation") {
+TEST_CASE("overrides given with --set go through the same validation") {
   const auto c = config::parse_config(kGood, "configs/x.yaml", {"train.lr=0.2", "model.width=32", "data.augment=false"});
   CHECK(c.train.lr == Approx(0.2));
   CHECK(c.model.width == 32);
