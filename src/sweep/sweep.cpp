@@ -40,20 +40,6 @@ std::vector<std::pair<int, int>> grid(const SweepOptions& options) {
 
 namespace {
 
-struct Metrics {
-  double loss, accuracy, top5;
-};
-
-Metrics metrics_of(const torch::Tensor& logits, const torch::Tensor& targets) {
-  Metrics m;
-  m.loss = F::cross_entropy(logits, targets).item<double>();
-  m.accuracy = 100.0 * logits.argmax(1).eq(targets).to(torch::kDouble).mean().item<double>();
-  const int64_t k = std::min<int64_t>(5, logits.size(1));
-  const auto top = std::get<1>(logits.topk(k, 1));
-  m.top5 = 100.0 * top.eq(targets.unsqueeze(1)).any(1).to(torch::kDouble).mean().item<double>();
-  return m;
-}
-
 // Mean over samples of KL(p_float ‖ p_quantized).
 double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
   const auto p_log = float_logits.log_softmax(1), q_log = quant_logits.log_softmax(1);
@@ -134,7 +120,7 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   const int64_t batch = config.data.eval_batch_size;
 
   const auto float_logits = train::predict(model, splits.test, splits.info, batch, device);
-  const auto reference = metrics_of(float_logits, splits.test.targets);
+  const auto reference = train::score(float_logits, splits.test.targets);
   if (config.quant.bn_fold) quant::fold_batch_norms(model);
   const auto gradients = first_order_gradients(model, splits.test, splits.info, batch, device);
 
@@ -153,7 +139,7 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   quantizer.calibrate(calibration_images);
 
   const bool with_top5 = splits.info.num_classes >= 100;
-  auto row_json = [&](int w, int a, const Metrics& m, double kl, double bound) {
+  auto row_json = [&](int w, int a, const train::EvalResult& m, double kl, double bound) {
     nlohmann::json row = {{"weight_bits", w}, {"act_bits", a},        {"accuracy", m.accuracy},
                           {"loss", m.loss},   {"kl_to_fp32", kl},     {"first_order_bound", bound},
                           {"loss_increase", m.loss - reference.loss}};
@@ -169,7 +155,7 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
     quantizer.apply(w, a);
     const auto logits = train::predict(model, splits.test, splits.info, batch, device);
     const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
-    rows.push_back(row_json(w, a, metrics_of(logits, splits.test.targets), mean_kl(float_logits, logits), bound));
+    rows.push_back(row_json(w, a, train::score(logits, splits.test.targets), mean_kl(float_logits, logits), bound));
     rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
     quantizer.restore();
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());

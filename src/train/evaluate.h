@@ -10,6 +10,7 @@ namespace qrobust::train {
 struct EvalResult {
   double loss = 0;      // mean cross-entropy
   double accuracy = 0;  // top-1, percent
+  double top5 = 0;      // top-5, percent
   int64_t samples = 0;
 };
 
@@ -17,6 +18,10 @@ struct EvalResult {
 torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                       int64_t batch_size, torch::Device device);
 
+// Loss and accuracies of logits against labels.
+EvalResult score(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// score(predict(...), split.targets)
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device);
 
