@@ -1,12 +1,14 @@
 #pragma once
 // Training a classifier from a config into a run directory:
 //   RUN/config.yaml       the resolved config
-//   RUN/train_log.jsonl   one JSON record per epoch
+//   RUN/train_log.jsonl   one JSON record per epoch: lr, train loss / CE / penalty / accuracy,
+//                         test (and val) loss and accuracy, per-layer gradient norms, seconds, img/s
 //   RUN/checkpoint.pt     after every epoch (atomic), see checkpoint.h
 //   RUN/metrics.json      final figures (atomic)
 // A resumed run continues from the last checkpoint and ends with the same weights as an
 // uninterrupted one (same seed and threads): data order and augmentation are functions of
 // (seed, epoch, batch), and the checkpoint holds weights, batch-norm statistics and momentum.
+// The configured regularizer (regularize/regularizer.h) runs every step from its start_epoch on.
 #include <torch/torch.h>
 
 #include <atomic>

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "quant/calibration.h"
 #include "quant/quantizer.h"
 #include "quant/range_estimator.h"
 #include "util/errors.h"
@@ -106,4 +107,13 @@ TEST_CASE("the activation observer keeps exact extremes and a bounded sample") {
   ActivationObserver percentile({"percentile", 90.0}, /*sample_limit=*/5000);
   for (int i = 0; i < 10; ++i) percentile.observe(torch::arange(0, 1000).to(torch::kFloat));
   CHECK(percentile.range({8, false, false}).max.item<double>() == Approx(900).epsilon(0.05));
+}
+
+TEST_CASE("the first/last policy keeps the first and last layer at the sweep's bits, 8 bits or float") {
+  CHECK(policy_bits("quantize", 0, 5, 4) == 4);
+  CHECK(policy_bits("int8", 0, 5, 4) == 8);
+  CHECK(policy_bits("int8", 4, 5, 4) == 8);
+  CHECK(policy_bits("int8", 2, 5, 4) == 4);
+  CHECK(policy_bits("float", 4, 5, 4) == kFloatBits);
+  CHECK(policy_bits("int8", 0, 5, kFloatBits) == kFloatBits);  // a float configuration stays float
 }
