@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
   bench_app->add_option("--lambda-a", bench_penalty.lambda_a, "activation-gradient term (default 0.05)")->group("Penalty");
   bench_app->add_option("--lambda", bench_penalty.lambda, "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
   bench_app->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
-                      "also time the penalized step with LibTorch's own conv / batch-norm double backward")
+                      "also time the penalized step with LibTorch's own convolution double backward")
       ->group("Penalty");
 
   try {

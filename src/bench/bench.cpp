@@ -111,17 +111,11 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     out["penalized"]["lambda_a"] = options.regularizer.lambda_a;
     out["penalized"]["lambda"] = options.regularizer.lambda;
     if (options.compare_layer_ops) {
-      const auto fast = models::layer_ops();
-      for (const auto& [label, ops] : {std::pair<std::string, models::LayerOps>{"libtorch_ops", {false, false}},
-                                       {"fast_conv_only", {true, false}}}) {
-        models::set_layer_ops(ops);
-        out["penalized_" + label] = train_phase(*penalized);
-        out["penalized_" + label]["time_ratio"] =
-            out["penalized_" + label]["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
-        out["penalized_" + label]["peak_rss_ratio"] =
-            out["penalized_" + label]["peak_rss_bytes"].get<double>() / out["plain"]["peak_rss_bytes"].get<double>();
-      }
-      models::set_layer_ops(fast);
+      models::set_fast_conv(false);
+      auto& libtorch = out["penalized_libtorch_conv"] = train_phase(*penalized);
+      models::set_fast_conv(true);
+      libtorch["time_ratio"] = libtorch["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
+      libtorch["peak_rss_ratio"] = libtorch["peak_rss_bytes"].get<double>() / out["plain"]["peak_rss_bytes"].get<double>();
     }
     out["time_ratio"] = out["penalized"]["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
     out["peak_rss_ratio"] =

@@ -18,7 +18,7 @@ struct BenchOptions {
   int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
   config::RegularizerConfig regularizer;  // name "none": plain step and inference only
-  // Also time the penalized step with LibTorch's own convolution / batch-norm double backward
+  // Also time the penalized step with LibTorch's own convolution double backward
   // (models/layer_ops.h), for before/after figures from one run.
   bool compare_layer_ops = false;
 };

@@ -114,62 +114,13 @@ variable_list ConvWeightGrad::backward(AutogradContext* ctx, variable_list grads
   return {d_input, d_grad_output, Tensor(), Tensor()};
 }
 
-// Training-mode batch norm; updates the running statistics like the module does.
-class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight, const Tensor& bias,
-                        const Tensor& running_mean, const Tensor& running_var, double momentum, double eps) {
-    auto [output, mean, invstd] =
-        at::native_batch_norm(input, weight, bias, running_mean, running_var, /*training=*/true, momentum, eps);
-    ctx->save_for_backward({input, weight, mean, invstd});
-    ctx->saved_data["eps"] = eps;
-    return output;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto &input = saved[0], &weight = saved[1];
-    const double eps = ctx->saved_data["eps"].toDouble();
-    const auto& grad_output = grads[0];
-    if (!torch::GradMode::is_enabled()) {  // first order: the fused kernel
-      auto [grad_input, grad_weight, grad_bias] = at::native_batch_norm_backward(
-          grad_output, input, weight, {}, {}, saved[2], saved[3], /*train=*/true, eps,
-          {ctx->needs_input_grad(0), ctx->needs_input_grad(1), ctx->needs_input_grad(2)});
-      return {grad_input, grad_weight, grad_bias, Tensor(), Tensor(), Tensor(), Tensor()};
-    }
-    // Differentiable form (create_graph): statistics recomputed from the input so that their
-    // dependence on it is recorded. Only per-channel tensors are built beyond the products
-    // that cannot be avoided (no full-size centered copy, no full-size mean backward).
-    std::vector<int64_t> dims = {0};
-    for (int64_t d = 2; d < input.dim(); ++d) dims.push_back(d);
-    std::vector<int64_t> shape(static_cast<size_t>(input.dim()), 1);
-    shape[1] = input.size(1);
-    const double inv_count = static_cast<double>(input.size(1)) / static_cast<double>(input.numel());
-    const auto mean = input.sum(dims, /*keepdim=*/true) * inv_count;
-    const auto variance = (input * input).sum(dims, true) * inv_count - mean * mean;
-    const auto invstd = (variance + eps).rsqrt();
-    const auto grad_bias = grad_output.sum(dims, true);
-    const auto grad_centered = (grad_output * input).sum(dims, true) - mean * grad_bias;  // Σ dy (x - mean)
-    // dx = a*dy + b*(x - mean) + c = a*dy + b*x + (c - b*mean)
-    const auto a = weight.view(shape) * invstd;
-    const auto b = a * invstd * invstd * grad_centered * (-inv_count);
-    const auto c = a * grad_bias * (-inv_count) - b * mean;
-    const auto grad_input = grad_output * a + input * b + c;
-    return {grad_input, (grad_centered * invstd).view(-1), grad_bias.view(-1), Tensor(), Tensor(), Tensor(), Tensor()};
-  }
-};
-
 std::atomic<bool> g_fast_conv{true};
-std::atomic<bool> g_fast_batch_norm{true};
 
 }  // namespace
 
-void set_layer_ops(LayerOps ops) {
-  g_fast_conv = ops.conv;
-  g_fast_batch_norm = ops.batch_norm;
-}
+void set_fast_conv(bool enabled) { g_fast_conv = enabled; }
 
-LayerOps layer_ops() { return {g_fast_conv, g_fast_batch_norm}; }
+bool fast_conv() { return g_fast_conv; }
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
   if (!g_fast_conv) return conv.forward(input);
@@ -178,20 +129,5 @@ torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
   return out;
 }
 
-
-template <class BatchNormImpl>
-torch::Tensor batch_norm(const torch::Tensor& input, BatchNormImpl& norm) {
-  const auto& options = norm.options;
-  if (!g_fast_batch_norm || !norm.is_training() || !options.track_running_stats() || !options.affine())
-    return norm.forward(input);
-  // As the module does: count batches, and a missing momentum means a cumulative average.
-  norm.num_batches_tracked += 1;
-  const double momentum = options.momentum() ? *options.momentum() : 1.0 / norm.num_batches_tracked.template item<double>();
-  return BatchNormFunction::apply(input, norm.weight, norm.bias, norm.running_mean, norm.running_var, momentum,
-                                  options.eps());
-}
-
-template torch::Tensor batch_norm(const torch::Tensor&, torch::nn::BatchNorm1dImpl&);
-template torch::Tensor batch_norm(const torch::Tensor&, torch::nn::BatchNorm2dImpl&);
 
 }  // namespace qrobust::models

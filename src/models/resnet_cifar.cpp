@@ -33,12 +33,12 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_
 }
 
 torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
-  auto out = act1(torch::relu(batch_norm(conv2d(x, *conv1), *bn1)));
-  out = batch_norm(conv2d(out, *conv2), *bn2);
+  auto out = act1(torch::relu(bn1(conv2d(x, *conv1))));
+  out = bn2(conv2d(out, *conv2));
   torch::Tensor identity = x;
   if (downsample) {
-    identity = batch_norm(conv2d(x, *downsample->ptr(0)->as<torch::nn::Conv2d>()),
-                          *downsample->ptr(1)->as<torch::nn::BatchNorm2d>());
+    identity = downsample->ptr(1)->as<torch::nn::BatchNorm2d>()->forward(
+        conv2d(x, *downsample->ptr(0)->as<torch::nn::Conv2d>()));
   } else if (stride_ != 1 || pad_channels_ > 0) {
     using torch::indexing::Slice;
     identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride_),
@@ -86,7 +86,7 @@ ResNetCifarImpl::ResNetCifarImpl(std::string architecture, const ResNetCifarOpti
 }
 
 torch::Tensor ResNetCifarImpl::forward(torch::Tensor images) {
-  auto x = stem_act_(torch::relu(batch_norm(conv2d(input_point_(images), *conv1_), *bn1_)));
+  auto x = stem_act_(torch::relu(bn1_(conv2d(input_point_(images), *conv1_))));
   for (auto& block : blocks_) x = block->forward(x);
   x = pooled_point_(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1));
   return fc_(x);

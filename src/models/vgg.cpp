@@ -53,12 +53,12 @@ torch::Tensor VggImpl::forward(torch::Tensor images) {
       continue;
     }
     x = unit.act(torch::relu(
-        batch_norm(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()), *unit.norm->as<torch::nn::BatchNorm2d>())));
+        unit.norm->as<torch::nn::BatchNorm2d>()->forward(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()))));
   }
   x = x.flatten(1);
   for (auto& unit : classifier_)
     x = unit.act(torch::relu(
-        batch_norm(unit.layer->as<torch::nn::Linear>()->forward(x), *unit.norm->as<torch::nn::BatchNorm1d>())));
+        unit.norm->as<torch::nn::BatchNorm1d>()->forward(unit.layer->as<torch::nn::Linear>()->forward(x))));
   return fc_(x);
 }
 
