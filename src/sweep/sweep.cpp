@@ -43,7 +43,7 @@ namespace {
 // Mean over samples of KL(p_float ‖ p_quantized).
 double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
   const auto p_log = float_logits.log_softmax(1), q_log = quant_logits.log_softmax(1);
-  return (p_log.exp() * (p_log - q_log)).sum(1).mean().item<double>();
+  return std::max(0.0, (p_log.exp() * (p_log - q_log)).sum(1).mean().item<double>());  // rounding can go below 0
 }
 
 // Gradients of the mean test loss: per layer weight gradient, per point mean per-sample ‖∂CE_i/∂a_i‖₁.
