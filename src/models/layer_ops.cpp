@@ -120,8 +120,6 @@ std::atomic<bool> g_fast_conv{true};
 
 void set_fast_conv(bool enabled) { g_fast_conv = enabled; }
 
-bool fast_conv() { return g_fast_conv; }
-
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
   if (!g_fast_conv) return conv.forward(input);
   auto out = ConvFunction::apply(input, conv.weight, geometry_of(conv));

@@ -15,6 +15,5 @@ torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv);
 // Process-wide switch (on by default) so that `qrobust bench --compare-layer-ops` can time
 // this against LibTorch's own convolution in one run.
 void set_fast_conv(bool enabled);
-bool fast_conv();
 
 }  // namespace qrobust::models

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "models/layer_ops.h"
 #include "models/registry.h"
 #include "models/resnet_cifar.h"
 
@@ -85,4 +86,22 @@ TEST_CASE("unknown model names are usage errors listing the known ones") {
   CHECK_THROWS_WITH(models::make_model("resnet21", {}), Catch::Contains("unknown model \"resnet21\"") && Catch::Contains("vgg_like"));
   CHECK(models::is_known_model("resnet110"));
   CHECK_FALSE(models::is_known_model("resnet19"));
+}
+
+TEST_CASE("the models' convolution equals LibTorch's in value, gradient and second derivative") {
+  torch::manual_seed(9);
+  torch::nn::Conv2d conv(torch::nn::Conv2dOptions(3, 4, 3).stride(2).padding(1).bias(true));
+  conv->to(torch::kDouble);
+  const auto x = torch::randn({2, 3, 7, 7}, torch::dtype(torch::kDouble).requires_grad(true));
+  // A scalar built from the first derivative, differentiated again: exercises every term.
+  auto second_order = [&](const torch::Tensor& y) {
+    const auto grads = torch::autograd::grad({y.pow(2).sum()}, {x, conv->weight}, {}, true, true);
+    const auto penalty = grads[0].abs().sum() + grads[1].pow(2).sum();
+    return torch::autograd::grad({penalty}, {x, conv->weight, conv->bias});
+  };
+  const auto ours = models::conv2d(x, *conv);
+  const auto reference = conv->forward(x);
+  CHECK(torch::allclose(ours, reference));
+  const auto a = second_order(ours), b = second_order(reference);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(torch::allclose(a[i], b[i], 1e-9, 1e-9));
 }
