@@ -117,26 +117,28 @@ class GradientNormFiniteDifference : public Regularizer {
     for (const auto& p : parameters) base_grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
 
     // The penalty value, and the directions whose Hessian products are its gradient.
-    double penalty = 0;
+    // Sums stay on the device: one synchronization each for the penalty and the step size.
+    auto penalty = torch::zeros({}, parameters.front().options());
     std::vector<torch::Tensor> weight_directions, activation_directions;
     for (const auto& w : weights) {
-      penalty += lambda_w_ * norm(w.grad(), norm_).item<double>();
+      penalty += lambda_w_ * norm(w.grad(), norm_);
       weight_directions.push_back(direction(w.grad()));
     }
     for (const auto& [point, activation] : activations) {
-      penalty += lambda_a_ * norm(activation.grad(), norm_).item<double>();
+      penalty += lambda_a_ * norm(activation.grad(), norm_);
       activation_directions.push_back(direction(activation.grad()));
     }
-    result.penalty = penalty;
+    result.penalty = penalty.item<double>();
 
     // Pass 2 at (w + h λ_w/κ v_w, a + h λ_a/κ v_a): (g' − g)/h · κ = λ_w H v_w + λ_a H_wa v_a.
     const double kappa = std::max(lambda_w_, lambda_a_);
-    double weight_abs = 0, weight_count = 0;
+    auto weight_abs = torch::zeros({}, parameters.front().options());
+    double weight_count = 0;
     for (const auto& w : weights) {
-      weight_abs += w.abs().sum().item<double>();
+      weight_abs += w.abs().sum();
       weight_count += static_cast<double>(w.numel());
     }
-    const double h = relative_step_ * weight_abs / weight_count;
+    const double h = relative_step_ * weight_abs.item<double>() / weight_count;
     std::vector<torch::Tensor> saved_weights, saved_buffers;
     for (const auto& w : weights) saved_weights.push_back(w.clone());
     for (const auto& b : model.buffers()) saved_buffers.push_back(b.clone());  // pass 2 must not update BN statistics

@@ -60,6 +60,8 @@ FirstOrder first_order_gradients(models::ClassifierImpl& model, const data::Labe
   FirstOrder out;
   for (const auto& layer : layers) out.weight_grads.push_back(torch::zeros_like(layer.weight()));
   out.activation_l1.assign(points.size(), 0.0);
+  // Sums stay on the device until the end (no synchronization per batch).
+  std::vector<torch::Tensor> activation_sums(points.size(), torch::zeros({}, torch::TensorOptions().device(device)));
   data::BatchOptions options;
   options.batch_size = batch_size;
   data::EpochBatches batches(split, info, options, 0, device);
@@ -75,9 +77,10 @@ FirstOrder first_order_gradients(models::ClassifierImpl& model, const data::Labe
     for (const auto& point : points) inputs.push_back(point->recorded());
     const auto grads = torch::autograd::grad({loss}, inputs);
     for (size_t i = 0; i < layers.size(); ++i) out.weight_grads[i] += grads[i];
-    for (size_t i = 0; i < points.size(); ++i) out.activation_l1[i] += grads[layers.size() + i].abs().sum().item<double>();
+    for (size_t i = 0; i < points.size(); ++i) activation_sums[i] += grads[layers.size() + i].abs().sum();
   }
   model.set_quant_point_mode(models::QuantPointMode::kOff);
+  for (size_t i = 0; i < points.size(); ++i) out.activation_l1[i] = activation_sums[i].item<double>();
   for (auto& g : out.weight_grads) g = g.cpu();
   return out;
 }

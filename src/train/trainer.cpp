@@ -141,6 +141,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
 
   double train_seconds = 0;
   int64_t trained_images = 0;
+  nlohmann::json last_record;  // the final epoch's evaluations, reused for metrics.json
   for (int64_t epoch = start_epoch; epoch < config.train.epochs; ++epoch) {
     data::EpochBatches batches(splits.train, splits.info, batch_options,
                                data::mix_seed(static_cast<uint64_t>(config.seed), static_cast<uint64_t>(epoch)), device);
@@ -201,7 +202,14 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     append_line(log_path(options.run_dir), record.dump());
     save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);
     if (options.observer) options.observer->on_epoch_end(record);
+    last_record = std::move(record);
   }
+  // Figures of the final weights: from the last epoch's record, or evaluated when this session
+  // trained nothing (a resumed run that was already complete).
+  auto final_eval = [&](const char* key, const data::LabeledImages& split) {
+    if (last_record.contains(key)) return last_record[key];
+    return eval_json(evaluate(*model, split, splits.info, config.data.eval_batch_size, device));
+  };
 
   nlohmann::json metrics = {
       {"name", config.name},
@@ -210,7 +218,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       {"parameters", model->parameter_count()},
       {"dataset", config.data.dataset},
       {"epochs", config.train.epochs},
-      {"test", eval_json(evaluate(*model, splits.test, splits.info, config.data.eval_batch_size, device))},
+      {"test", final_eval("test", splits.test)},
       {"device", device.str()},
       {"threads", threads},
       {"train_seconds_this_session", train_seconds},
@@ -218,7 +226,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       {"checkpoint", checkpoint_path(options.run_dir)},
       {"provenance", util::provenance()}};
   if (splits.val.size() > 0)
-    metrics["val"] = eval_json(evaluate(*model, splits.val, splits.info, config.data.eval_batch_size, device));
+    metrics["val"] = final_eval("val", splits.val);
   util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");
   return metrics;
 }
