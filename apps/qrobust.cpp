@@ -11,6 +11,7 @@
 #include "bench/bench.h"
 #include "config/config.h"
 #include "data/datasets.h"
+#include "experiment/experiment.h"
 #include "sweep/sweep.h"
 #include "train/checkpoint.h"
 #include "train/console_observer.h"
@@ -148,6 +149,30 @@ int run_sweep(const SweepCommand& command) {
   return 0;
 }
 
+struct RunCommand {
+  std::string experiment_file;
+  std::string results_root = "results";
+  bool dry_run = false;
+  int64_t threads = 0;  // 0: each config's own
+};
+
+int run_experiment(const RunCommand& command) {
+  auto experiment = experiment::load_experiment(command.experiment_file, command.results_root);
+  if (command.threads > 0)
+    for (auto& run : experiment.runs) run.config.threads = command.threads;
+  std::cout << experiment::describe_plan(experiment) << std::flush;
+  if (command.dry_run) return 0;
+  train::ConsoleObserver observer;
+  experiment::RunOptions options;
+  options.observer = &observer;
+  options.stop = &g_stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  experiment::run_experiment(experiment, options);
+  spdlog::info("wrote {}/{}/table.md (+ .json, .csv, plots)", command.results_root, experiment.name);
+  return 0;
+}
+
 struct BenchCommand {
   bench::BenchOptions options;
   bool sweep = false;
@@ -196,9 +221,24 @@ int main(int argc, char** argv) {
       ->group("Grid");
   sweep_app->add_flag("--pairs", sweep_command.options.pairs, "zip the two lists (8/8, 6/6, ...) instead of the full grid")
       ->group("Grid");
+  sweep_app->add_option("--split", sweep_command.options.split, "test, or val (held-out training images)")
+      ->check(CLI::IsMember({"test", "val"}))
+      ->group("Data");
   sweep_app->add_option("--out", sweep_command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
       ->group("Output");
   add_config_flags(sweep_app, sweep_command.config);
+
+  RunCommand run_command;
+  auto* run_app = app.add_subcommand("run", "train, sweep and tabulate every variant of an experiment file");
+  run_app->add_option("--config", run_command.experiment_file, "experiment file (experiments/NAME.yaml)")
+      ->required()
+      ->group("Experiment");
+  run_app->add_option("--results", run_command.results_root, "results root; output goes to RESULTS/NAME (default: results)")
+      ->group("Output");
+  run_app->add_flag("--dry-run", run_command.dry_run, "print the plan and its estimated time, run nothing")->group("Experiment");
+  run_app->add_option("--threads", run_command.threads, "CPU threads (default: each config's `threads`)")
+      ->check(CLI::PositiveNumber)
+      ->group("Execution");
 
   BenchCommand bench_command;
   bench::BenchOptions& bench_options = bench_command.options;
@@ -248,6 +288,7 @@ int main(int argc, char** argv) {
     if (eval_app->parsed()) return run_eval(eval_command);
     if (bench_app->parsed()) return run_bench(bench_command);
     if (sweep_app->parsed()) return run_sweep(sweep_command);
+    if (run_app->parsed()) return run_experiment(run_command);
     std::cout << app.help() << std::endl;
     return 2;
   } catch (const UsageError& e) {

@@ -7,7 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 packages=(g++ cmake make git pkg-config libtorch-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
           catch2 zlib1g-dev dataset-fashion-mnist
           # OpenBLAS instead of Debian's reference BLAS: double backprop is 2.3x faster with it.
-          libopenblas0-openmp)
+          libopenblas0-openmp
+          # Plots of experiment tables (qrobust run).
+          gnuplot-nox)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

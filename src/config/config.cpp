@@ -129,6 +129,20 @@ QuantConfig read_quant(YamlSection s) {
   return q;
 }
 
+QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regularizer) {
+  QuantAwareConfig qa;
+  for (auto [key, value] : {std::pair<const char*, int64_t*>{"weight_bits", &qa.weight_bits}, {"act_bits", &qa.act_bits}}) {
+    *value = s.integer(key, *value);
+    require((*value >= 2 && *value <= 16) || *value == 32, s, key,
+            "must be 2..16, or 32 for float, got " + std::to_string(*value));
+  }
+  // Both drive the same quantization points (quantize vs record), so one step cannot do both.
+  if (qa.enabled() && regularizer.name != "none")
+    s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer " + regularizer.name);
+  s.finish();
+  return qa;
+}
+
 }  // namespace
 
 std::string default_data_root(const std::string& dataset) {
@@ -164,6 +178,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.train = read_train(s.section("train"));
   c.regularizer = read_regularizer(s.section("regularizer"), c.train);
   c.quant = read_quant(s.section("quant"));
+  c.quant_aware = read_quant_aware(s.section("quant_aware"), c.regularizer);
   s.finish();
   return c;
 }
@@ -226,6 +241,9 @@ std::string to_yaml(const ExperimentConfig& c) {
       << YAML::Key << "first_last" << YAML::Value << q.first_last
       << YAML::Key << "bn_fold" << YAML::Value << q.bn_fold
       << YAML::Key << "calibration_samples" << YAML::Value << q.calibration_samples << YAML::EndMap;
+  out << YAML::Key << "quant_aware" << YAML::Value << YAML::BeginMap
+      << YAML::Key << "weight_bits" << YAML::Value << c.quant_aware.weight_bits
+      << YAML::Key << "act_bits" << YAML::Value << c.quant_aware.act_bits << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -66,6 +66,15 @@ struct QuantConfig {
   int64_t calibration_samples = 1024;  // training images, no augmentation, seeded
 };
 
+// Quantization-aware training with the straight-through estimator (quant/quant_aware.h): the
+// paper's STE baseline. Bits 32 mean float; both 32 (the default) means off.
+struct QuantAwareConfig {
+  int64_t weight_bits = 32;
+  int64_t act_bits = 32;
+
+  bool enabled() const { return weight_bits != 32 || act_bits != 32; }
+};
+
 struct ExperimentConfig {
   std::string name;
   int64_t seed = 0;
@@ -75,7 +84,8 @@ struct ExperimentConfig {
   ModelConfig model;
   TrainConfig train;
   RegularizerConfig regularizer;
-  QuantConfig quant;
+  QuantConfig quant;  // also the quantizers quant_aware trains with
+  QuantAwareConfig quant_aware;
 };
 
 // Reads and validates `path`, applying "key.path=value" overrides first.

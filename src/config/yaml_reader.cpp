@@ -146,6 +146,19 @@ std::vector<int64_t> YamlSection::integers(const std::string& key, const std::ve
   return out;
 }
 
+std::vector<std::string> YamlSection::strings(const std::string& key, const std::vector<std::string>& fallback) {
+  read_.insert(key);
+  if (!has(key)) return fallback;
+  const YAML::Node value = node_[key];
+  if (!value.IsSequence()) fail(key, "expected a list of strings, got " + describe(value));
+  std::vector<std::string> out;
+  for (const auto& item : value) {
+    if (!item.IsScalar()) fail(key, "expected a list of strings, got an element " + describe(item));
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
 std::string YamlSection::choice(const std::string& key, const std::string& fallback,
                                 const std::vector<std::string>& choices) {
   const std::string value = text(key, fallback);
@@ -161,6 +174,22 @@ YamlSection YamlSection::section(const std::string& key) {
   if (!has(key) || node_[key].IsNull()) return YamlSection(YAML::Node(YAML::NodeType::Map), key_path(key), origin_);
   if (!node_[key].IsMap()) fail(key, "expected a section (a map of keys), got " + describe(node_[key]));
   return YamlSection(node_[key], key_path(key), origin_);
+}
+
+std::vector<std::string> YamlSection::keys(const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& entry : section(key).node_) out.push_back(entry.first.as<std::string>());
+  return out;
+}
+
+std::vector<std::string> YamlSection::assignments(const std::string& key) {
+  std::vector<std::string> out;
+  for (const auto& entry : section(key).node_) {
+    YAML::Emitter value;
+    value << YAML::Flow << entry.second;
+    out.push_back(entry.first.as<std::string>() + "=" + value.c_str());
+  }
+  return out;
 }
 
 void YamlSection::finish() const {

@@ -43,10 +43,16 @@ class YamlSection {
   bool boolean(const std::string& key, bool fallback);
   std::string text(const std::string& key, const std::string& fallback);
   std::vector<int64_t> integers(const std::string& key, const std::vector<int64_t>& fallback);
+  std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback);
   // One of `choices`; anything else is an error listing them.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
   // A nested map; an absent key gives an empty section.
   YamlSection section(const std::string& key);
+  // The keys of a nested map, in file order (empty when absent).
+  std::vector<std::string> keys(const std::string& key);
+  // A nested map of "dotted.key.path: value" entries as "dotted.key.path=value" assignments
+  // (apply_override's form; values written back as flow-style YAML).
+  std::vector<std::string> assignments(const std::string& key);
 
   // Throws a ConfigError located at `key` (at this section if the key is absent).
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;

@@ -4,6 +4,18 @@ namespace qrobust::models {
 
 torch::Tensor QuantLayer::weight() const { return layer->named_parameters(false)["weight"]; }
 
+torch::Tensor& QuantLayer::forward_weight() const {
+  if (auto* conv = layer->as<torch::nn::Conv2d>()) return conv->weight;
+  if (auto* linear = layer->as<torch::nn::Linear>()) return linear->weight;
+  TORCH_CHECK(false, "quant layer ", name, " is neither Conv2d nor Linear");
+}
+
+torch::Tensor& QuantLayer::forward_bias() const {
+  if (auto* conv = layer->as<torch::nn::Conv2d>()) return conv->bias;
+  if (auto* linear = layer->as<torch::nn::Linear>()) return linear->bias;
+  TORCH_CHECK(false, "quant layer ", name, " is neither Conv2d nor Linear");
+}
+
 ClassifierImpl::ClassifierImpl(std::string architecture, InputSpec input)
     : architecture_(std::move(architecture)), input_(input) {}
 

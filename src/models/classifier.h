@@ -20,7 +20,11 @@ struct QuantLayer {
   std::shared_ptr<torch::nn::Module> layer;  // a Conv2dImpl or LinearImpl
   std::shared_ptr<torch::nn::Module> norm;   // the BatchNorm{1,2}dImpl applied to its output, or null
 
-  torch::Tensor weight() const;
+  torch::Tensor weight() const;  // the registered parameter
+  // The tensors the layer's forward reads (its `weight` and `bias` members): the parameters,
+  // unless BN folding (bias) or quantization-aware training (weight) points them elsewhere.
+  torch::Tensor& forward_weight() const;
+  torch::Tensor& forward_bias() const;
 };
 
 // What a model is built for: input images C x H x W and the number of classes.

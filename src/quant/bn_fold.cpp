@@ -3,38 +3,56 @@
 namespace qrobust::quant {
 namespace {
 
+// The norm's (weight, bias, running_mean, running_var, eps) through one interface.
 template <class Norm>
-bool fold_into(torch::nn::Module& layer, Norm* norm) {
-  if (norm == nullptr) return false;
-  torch::Tensor* weight = nullptr;
-  torch::Tensor* bias = nullptr;
-  if (auto* conv = layer.as<torch::nn::Conv2d>()) weight = &conv->weight, bias = &conv->bias;
-  else if (auto* linear = layer.as<torch::nn::Linear>()) weight = &linear->weight, bias = &linear->bias;
-  TORCH_CHECK(weight != nullptr, "fold_batch_norms: layer is neither conv nor linear");
-  const auto gain = norm->weight / (norm->running_var + norm->options.eps()).sqrt();
-  std::vector<int64_t> shape(static_cast<size_t>(weight->dim()), 1);
-  shape[0] = -1;
-  weight->mul_(gain.view(shape));
-  const auto old_bias = bias->defined() ? *bias : torch::zeros_like(norm->running_mean);
-  // The layer had no bias parameter: the folded bias is a plain tensor the forward picks up.
-  *bias = (old_bias - norm->running_mean) * gain + norm->bias;
-  norm->weight.fill_(1.0);
-  norm->bias.zero_();
-  norm->running_mean.zero_();
-  norm->running_var.fill_(1.0);
-  norm->options.eps(0.0);
-  return true;
+Norm* batch_norm(const models::QuantLayer& layer) {
+  return layer.norm ? layer.norm->as<Norm>() : nullptr;
+}
+
+template <class Norm>
+torch::Tensor gain_of(const Norm& norm) {
+  return norm.weight / (norm.running_var + norm.options.eps()).sqrt();
+}
+
+template <class Norm>
+void make_identity(Norm& norm) {
+  norm.weight.fill_(1.0);
+  norm.bias.zero_();
+  norm.running_mean.zero_();
+  norm.running_var.fill_(1.0);
+  norm.options.eps(0.0);
 }
 
 }  // namespace
+
+torch::Tensor fold_gain(const models::QuantLayer& layer) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor gain;
+  if (auto* norm = batch_norm<torch::nn::BatchNorm2dImpl>(layer)) gain = gain_of(*norm);
+  else if (auto* norm1d = batch_norm<torch::nn::BatchNorm1dImpl>(layer)) gain = gain_of(*norm1d);
+  else return {};
+  std::vector<int64_t> shape(static_cast<size_t>(layer.weight().dim()), 1);
+  shape[0] = -1;
+  return gain.view(shape);
+}
 
 int fold_batch_norms(models::ClassifierImpl& model) {
   torch::NoGradGuard no_grad;
   int folded = 0;
   for (const auto& layer : model.quant_layers()) {
-    if (!layer.norm) continue;
-    folded += fold_into(*layer.layer, layer.norm->as<torch::nn::BatchNorm2d>()) ||
-              fold_into(*layer.layer, layer.norm->as<torch::nn::BatchNorm1d>());
+    const auto gain = fold_gain(layer);
+    if (!gain.defined()) continue;
+    auto* norm2d = batch_norm<torch::nn::BatchNorm2dImpl>(layer);
+    auto* norm1d = batch_norm<torch::nn::BatchNorm1dImpl>(layer);
+    const auto& mean = norm2d ? norm2d->running_mean : norm1d->running_mean;
+    const auto& beta = norm2d ? norm2d->bias : norm1d->bias;
+    layer.weight().mul_(gain);
+    auto& bias = layer.forward_bias();
+    const auto old_bias = bias.defined() ? bias : torch::zeros_like(mean);
+    // The layer had no bias parameter: the folded bias is a plain tensor the forward picks up.
+    bias = (old_bias - mean) * gain.flatten() + beta;
+    if (norm2d) make_identity(*norm2d); else make_identity(*norm1d);
+    ++folded;
   }
   return folded;
 }

@@ -11,4 +11,8 @@ namespace qrobust::quant {
 // Folds in place (use a copy of the model). Returns the number of batch norms folded.
 int fold_batch_norms(models::ClassifierImpl& model);
 
+// γ/σ per output channel of `layer` from its batch norm's running statistics (no gradient),
+// shaped to multiply its weight; undefined when the layer has no batch norm.
+torch::Tensor fold_gain(const models::QuantLayer& layer);
+
 }  // namespace qrobust::quant

@@ -1,6 +1,32 @@
 #include "quant/calibration.h"
 
+#include "data/batches.h"
+
 namespace qrobust::quant {
+
+std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
+                                               torch::Device device) {
+  const int64_t count = std::min(config.quant.calibration_samples, splits.train.size());
+  auto generator = at::detail::createCPUGenerator(data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1));
+  const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, count);
+  const data::LabeledImages sample{splits.train.images.index_select(0, picks), splits.train.targets.index_select(0, picks)};
+  data::BatchOptions options;
+  options.batch_size = config.data.eval_batch_size;
+  data::EpochBatches batches(sample, splits.info, options, 0, device);
+  std::vector<torch::Tensor> images;
+  for (int64_t i = 0; i < batches.size(); ++i) images.push_back(batches.get(i).images);
+  return images;
+}
+
+QuantizerSpec weight_spec(const config::QuantConfig& quant, int bits) {
+  return {bits, quant.weight_symmetric, quant.weight_granularity == "per_channel"};
+}
+
+AffineParams weight_params(const torch::Tensor& weight, const config::QuantConfig& quant, int bits) {
+  const auto spec = weight_spec(quant, bits);
+  const auto range = estimate_range(weight, {quant.weight_estimator, quant.percentile}, spec);
+  return affine_params(range.min, range.max, spec);
+}
 
 int policy_bits(const std::string& first_last, size_t index, size_t count, int bits) {
   const bool edge = index == 0 || index + 1 == count;
@@ -31,19 +57,13 @@ void PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batches)
   act_cache_.clear();
 }
 
-QuantizerSpec PostTrainingQuantizer::weight_spec(int bits) const {
-  return {bits, config_.weight_symmetric, config_.weight_granularity == "per_channel"};
-}
-
 QuantizerSpec PostTrainingQuantizer::act_spec(int bits) const { return {bits, config_.act_symmetric, false}; }
 
 const AffineParams& PostTrainingQuantizer::weight_params(size_t layer, int bits) {
   const auto key = std::make_pair(layer, bits);
   auto found = weight_cache_.find(key);
   if (found != weight_cache_.end()) return found->second;
-  const auto spec = weight_spec(bits);
-  const auto range = estimate_range(float_weights_[layer], {config_.weight_estimator, config_.percentile}, spec);
-  return weight_cache_.emplace(key, affine_params(range.min, range.max, spec)).first->second;
+  return weight_cache_.emplace(key, quant::weight_params(float_weights_[layer], config_, bits)).first->second;
 }
 
 const AffineParams& PostTrainingQuantizer::act_params(size_t point, int bits) {
@@ -63,6 +83,10 @@ void PostTrainingQuantizer::apply(int weight_bits, int act_bits) {
     auto weight = layers[i].weight();
     weight.copy_(bits == kFloatBits ? float_weights_[i] : fake_quantize(float_weights_[i], weight_params(i, bits)));
   }
+  quantize_activations(act_bits);
+}
+
+void PostTrainingQuantizer::quantize_activations(int act_bits) {
   const auto& points = model_.quant_points();
   for (size_t i = 0; i < points.size(); ++i) {
     const int bits = policy_bits(config_.first_last, i, points.size(), act_bits);

@@ -15,6 +15,16 @@
 
 namespace qrobust::quant {
 
+// The calibration images: a seeded sample of config.quant.calibration_samples training images,
+// no augmentation, normalized, in batches of data.eval_batch_size on `device`.
+std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
+                                               torch::Device device);
+
+// The weight quantizer `quant` describes at `bits` (per channel along dim 0 or per tensor).
+QuantizerSpec weight_spec(const config::QuantConfig& quant, int bits);
+// Its range and grid for `weight` (the weight inference uses, i.e. BN-folded when folding).
+AffineParams weight_params(const torch::Tensor& weight, const config::QuantConfig& quant, int bits);
+
 // Bit-width of layer / point `index` of `count` under the first/last policy.
 int policy_bits(const std::string& first_last, size_t index, size_t count, int bits);
 
@@ -28,6 +38,8 @@ class PostTrainingQuantizer {
 
   // Quantizes the weights (from the float copy) and installs activation quantizers.
   void apply(int weight_bits, int act_bits);
+  // Only the activation quantizers (points in kQuantize mode); weights untouched.
+  void quantize_activations(int act_bits);
   // Float weights back, quantization points off.
   void restore();
 
@@ -37,7 +49,6 @@ class PostTrainingQuantizer {
   std::vector<double> activation_steps(int act_bits);
 
  private:
-  QuantizerSpec weight_spec(int bits) const;
   QuantizerSpec act_spec(int bits) const;
   const AffineParams& weight_params(size_t layer, int bits);
   const AffineParams& act_params(size_t point, int bits);

@@ -98,11 +98,20 @@ double first_order_bound(const FirstOrder& gradients, const std::vector<torch::T
 
 std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
 
+const data::LabeledImages& evaluation_split(const data::DataSplits& splits, const std::string& split) {
+  if (split == "test") return splits.test;
+  if (split != "val") throw UsageError("sweep split must be test or val, got \"" + split + "\"");
+  if (splits.val.size() == 0) throw UsageError("sweep on the val split: the config holds out no validation images (data.val_size is 0)");
+  return splits.val;
+}
+
 }  // namespace
 
 nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
                          const SweepOptions& options) {
   grid(options);  // bad lists fail before any work
+  if (options.split != "test" && options.split != "val")
+    throw UsageError("--split must be test or val, got \"" + options.split + "\"");
   const auto start = std::chrono::steady_clock::now();
   const torch::Device device = util::resolve_device(config.device);
   util::configure_threads(config.threads);
@@ -122,24 +131,14 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   model.eval();
   const int64_t batch = config.data.eval_batch_size;
 
-  const auto float_logits = train::predict(model, splits.test, splits.info, batch, device);
-  const auto reference = train::score(float_logits, splits.test.targets);
+  const data::LabeledImages& images = evaluation_split(splits, options.split);
+  const auto float_logits = train::predict(model, images, splits.info, batch, device);
+  const auto reference = train::score(float_logits, images.targets);
   if (config.quant.bn_fold) quant::fold_batch_norms(model);
-  const auto gradients = first_order_gradients(model, splits.test, splits.info, batch, device);
+  const auto gradients = first_order_gradients(model, images, splits.info, batch, device);
 
-  // Calibration images: a seeded sample of the training split, no augmentation.
-  const int64_t calibration = std::min(config.quant.calibration_samples, splits.train.size());
-  auto generator = at::detail::createCPUGenerator(data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1));
-  const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, calibration);
-  const data::LabeledImages calibration_split{splits.train.images.index_select(0, picks),
-                                              splits.train.targets.index_select(0, picks)};
-  data::BatchOptions calibration_options;
-  calibration_options.batch_size = batch;
-  data::EpochBatches calibration_batches(calibration_split, splits.info, calibration_options, 0, device);
-  std::vector<torch::Tensor> calibration_images;
-  for (int64_t i = 0; i < calibration_batches.size(); ++i) calibration_images.push_back(calibration_batches.get(i).images);
   quant::PostTrainingQuantizer quantizer(model, config.quant);
-  quantizer.calibrate(calibration_images);
+  quantizer.calibrate(quant::calibration_batches(splits, config, device));
 
   const bool with_top5 = splits.info.num_classes >= 100;
   auto row_json = [&](int w, int a, const train::EvalResult& m, double kl, double bound) {
@@ -156,9 +155,9 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   for (size_t k = 0; k < configurations.size(); ++k) {
     const auto [w, a] = configurations[k];
     quantizer.apply(w, a);
-    const auto logits = train::predict(model, splits.test, splits.info, batch, device);
+    const auto logits = train::predict(model, images, splits.info, batch, device);
     const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
-    rows.push_back(row_json(w, a, train::score(logits, splits.test.targets), mean_kl(float_logits, logits), bound));
+    rows.push_back(row_json(w, a, train::score(logits, images.targets), mean_kl(float_logits, logits), bound));
     rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
     quantizer.restore();
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
@@ -169,7 +168,8 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   nlohmann::json header = {
       {"model", config.model.name},
       {"dataset", config.data.dataset},
-      {"test_samples", splits.test.size()},
+      {"split", options.split},
+      {"samples", images.size()},
       {"weight_granularity", q.weight_granularity},
       {"weight_symmetric", q.weight_symmetric},
       {"act_symmetric", q.act_symmetric},
@@ -178,7 +178,7 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
       {"percentile", q.percentile},
       {"first_last", q.first_last},
       {"bn_fold", q.bn_fold},
-      {"calibration_samples", calibration},
+      {"calibration_samples", std::min(q.calibration_samples, splits.train.size())},
       {"seed", config.seed},
       {"git_sha", util::git_sha()},
       {"libtorch", util::libtorch_version()},
@@ -191,7 +191,8 @@ void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
   const bool top5 = rows[0].contains("top5");
   std::ostringstream md, csv;
   const auto& h = sweep["header"];
-  md << "# " << h["model"].get<std::string>() << " on " << h["dataset"].get<std::string>() << "\n\n"
+  md << "# " << h["model"].get<std::string>() << " on " << h["dataset"].get<std::string>() << " ("
+     << h["split"].get<std::string>() << " split, " << h["samples"] << " images)\n\n"
      << "checkpoint `" << h["checkpoint"].get<std::string>() << "`; weights " << h["weight_granularity"].get<std::string>()
      << (h["weight_symmetric"].get<bool>() ? " symmetric" : " asymmetric") << " " << h["weight_estimator"].get<std::string>()
      << "; activations " << (h["act_symmetric"].get<bool>() ? "symmetric " : "asymmetric ")

@@ -1,7 +1,7 @@
 #pragma once
 // `qrobust sweep-bits`: the accuracy of one trained float model at every (weight bits,
 // activation bits) configuration of a grid. The model is BN-folded and calibrated once; each
-// configuration quantizes the weights once and evaluates the test set with activation fake
+// configuration quantizes the weights once and evaluates the test (or val) split with activation fake
 // quantization on. Each row also carries the KL divergence from the float predictions and the
 // paper's first-order bound on the loss increase,
 //   Σ_l Σ_c (δ_lc/2)·‖∂L/∂W_lc‖₁ + Σ_p (δ_p/2)·‖∂L/∂a_p‖₁,
@@ -23,6 +23,7 @@ struct SweepOptions {
   std::vector<int> weight_bits = {8, 6, 5, 4, 3, 2};
   std::vector<int> act_bits = {32, 8, 6, 5, 4, 3};
   bool pairs = false;  // zip the two lists instead of the full grid
+  std::string split = "test";  // test | val (the held-out training images, for choosing hyperparameters)
   bool progress = true;
 };
 

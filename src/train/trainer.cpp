@@ -6,10 +6,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "data/batches.h"
 #include "models/registry.h"
+#include "quant/quant_aware.h"
 #include "regularize/regularizer.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -65,6 +67,12 @@ bool same_experiment(config::ExperimentConfig saved, const config::ExperimentCon
   return config::to_yaml(saved) == config::to_yaml(requested);
 }
 
+void require_same_experiment(const std::string& dir, const config::ExperimentConfig& config) {
+  if (!same_experiment(config::parse_config(util::read_file(config_path(dir)), config_path(dir)), config))
+    throw UsageError(dir + ": the config differs from the run's config.yaml; resume with the run's own config "
+                           "(leave out --config and --set)");
+}
+
 // Prepares RUN for a fresh or resumed run; returns the checkpoint to resume from, or "".
 std::string prepare_run_dir(const TrainOptions& options, const config::ExperimentConfig& config,
                             const std::string& config_yaml) {
@@ -73,9 +81,7 @@ std::string prepare_run_dir(const TrainOptions& options, const config::Experimen
   if (options.resume) {
     if (!fs::exists(config_path(dir)))
       throw UsageError(dir + ": nothing to resume (no config.yaml); start the run without --resume");
-    if (!same_experiment(config::parse_config(util::read_file(config_path(dir)), config_path(dir)), config))
-      throw UsageError(dir + ": the config differs from the run's config.yaml; resume with the run's own config "
-                             "(leave out --config and --set)");
+    require_same_experiment(dir, config);
     return has_checkpoint ? checkpoint_path(dir) : "";
   }
   if (has_checkpoint)
@@ -108,6 +114,18 @@ data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
 
 }  // namespace
 
+RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config) {
+  RunState state;
+  state.started = fs::exists(config_path(run_dir));
+  if (!state.started) return state;
+  require_same_experiment(run_dir, config);
+  state.complete = fs::exists(metrics_path(run_dir)) && fs::exists(checkpoint_path(run_dir));
+  std::ifstream log(log_path(run_dir));
+  std::string line;
+  while (std::getline(log, line)) state.logged_epochs += line.empty() ? 0 : 1;
+  return state;
+}
+
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options) {
   const std::string config_yaml = config::to_yaml(config);
   const std::string resume_from = prepare_run_dir(options, config, config_yaml);
@@ -121,12 +139,12 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   int64_t start_epoch = 0;
   if (!resume_from.empty()) {
     start_epoch = load_checkpoint(resume_from, *model, &optimizer).epoch;
-    trim_log(log_path(options.run_dir), start_epoch);
     spdlog::info("resuming {} after epoch {}", options.run_dir, start_epoch);
   } else if (!config.train.init_from.empty()) {
     load_checkpoint(config.train.init_from, *model, nullptr);
     spdlog::info("initialized weights from {}", config.train.init_from);
   }
+  if (options.resume) trim_log(log_path(options.run_dir), start_epoch);
 
   data::BatchOptions batch_options;
   batch_options.batch_size = config.data.batch_size;
@@ -138,6 +156,14 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   const auto plain = regularize::make_plain();
   const auto penalized = regularize::make_regularizer(config.regularizer);
   const auto probe = probe_batch(splits, device);
+  std::unique_ptr<quant::QuantAwareTraining> quant_aware;
+  std::vector<torch::Tensor> calibration;
+  if (config.quant_aware.enabled()) {
+    quant_aware = std::make_unique<quant::QuantAwareTraining>(*model, config.quant,
+                                                              static_cast<int>(config.quant_aware.weight_bits),
+                                                              static_cast<int>(config.quant_aware.act_bits));
+    calibration = quant::calibration_batches(splits, config, device);
+  }
 
   double train_seconds = 0;
   int64_t trained_images = 0;
@@ -147,6 +173,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
                                data::mix_seed(static_cast<uint64_t>(config.seed), static_cast<uint64_t>(epoch)), device);
     if (options.observer) options.observer->on_epoch_start(epoch, config.train.epochs, batches.size(), splits.train.size());
     model->train();
+    if (quant_aware) quant_aware->begin_epoch(calibration);
     const bool penalty_active = config.regularizer.name != "none" && epoch >= config.regularizer.start_epoch;
     regularize::Regularizer& regularizer = penalty_active ? *penalized : *plain;
     const auto start = Clock::now();
@@ -162,7 +189,11 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       set_learning_rate(optimizer, learning_rate(config.train, epoch, step, batches.size()));
       const auto batch = batches.get(step);
       optimizer.zero_grad();
-      const auto result = regularizer.step(*model, batch.images, batch.targets);
+      const auto result = [&] {
+        std::optional<quant::QuantAwareTraining::QuantizedStep> quantized;
+        if (quant_aware) quantized.emplace(*quant_aware);
+        return regularizer.step(*model, batch.images, batch.targets);
+      }();
       const double loss = result.cross_entropy + result.penalty;
       if (!std::isfinite(loss))
         throw TrainingDiverged("training diverged: " +

@@ -53,6 +53,14 @@ struct TrainOptions {
 // Runs training to the configured number of epochs; returns the metrics.json content.
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options);
 
+// What a run directory holds for `config`; throws UsageError when it holds another experiment.
+struct RunState {
+  bool started = false;       // RUN/config.yaml exists
+  bool complete = false;      // RUN/metrics.json and RUN/checkpoint.pt exist: every epoch trained
+  int64_t logged_epochs = 0;  // records in RUN/train_log.jsonl
+};
+RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config);
+
 // The model a config describes, built for its data set (seeded by config.seed).
 models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device);
 

@@ -93,3 +93,24 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
   CHECK(missing.exit_code == 1);
   CHECK_THAT(missing.output, Catch::Contains(data.file("test_batch.bin")) && Catch::Contains("not found"));
 }
+
+TEST_CASE("run --dry-run prints the plan with an estimate and writes nothing; a bad experiment file exits 2") {
+  testing::TempDir data, dir;
+  testing::write_cifar10(data.path(), 32);
+  testing::write_bytes(dir.file("base.yaml"), "name: base\nseed: 1\ndevice: cpu\nthreads: 1\n"
+                                              "data:\n  dataset: cifar10\n  root: " + data.path() + "\n  batch_size: 32\n"
+                                              "model:\n  name: resnet8\n  width: 4\ntrain:\n  epochs: 2\n");
+  testing::write_bytes(dir.file("exp.yaml"), "base: " + dir.file("base.yaml") + "\nvariants:\n  none: {}\n"
+                                             "  grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}\n");
+  const auto plan = run("run --config " + dir.file("exp.yaml") + " --results " + dir.file("results") + " --dry-run");
+  CHECK(plan.exit_code == 0);
+  CHECK_THAT(plan.output, Catch::Contains("experiment exp") && Catch::Contains("grad_l1: train 2 of 2 epochs") &&
+                              Catch::Contains("estimated total:"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("results")));
+
+  testing::write_bytes(dir.file("bad.yaml"), "base: " + dir.file("base.yaml") + "\nvariants:\n  x: {train.lr: fast}\n");
+  const auto bad = run("run --config " + dir.file("bad.yaml") + " --dry-run");
+  CHECK(bad.exit_code == 2);
+  CHECK(count_lines(bad.output) == 1);
+  CHECK_THAT(bad.output, Catch::Contains("variant \"x\"") && Catch::Contains("train.lr: expected a number"));
+}

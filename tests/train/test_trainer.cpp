@@ -188,3 +188,31 @@ TEST_CASE("a penalty that overflows stops the run like a NaN loss") {
   CHECK_THROWS_WITH(train::train(config, options),
                     Catch::Contains("training diverged: the penalty is inf") && Catch::Contains("no checkpoint was written"));
 }
+
+TEST_CASE("quantization-aware fine-tuning keeps batch-norm statistics frozen and trains the weights") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  config.quant.calibration_samples = 32;
+  train::TrainOptions first;
+  first.run_dir = runs.file("float");
+  train::train(config, first);
+
+  auto quant_aware = config;
+  quant_aware.train.init_from = train::checkpoint_path(first.run_dir);
+  quant_aware.quant_aware.weight_bits = 4;
+  quant_aware.quant_aware.act_bits = 4;
+  train::TrainOptions second;
+  second.run_dir = runs.file("ste");
+  train::train(quant_aware, second);
+
+  const auto before = final_weights(config, first.run_dir);
+  const auto after = final_weights(config, second.run_dir);
+  int moved = 0;
+  for (const auto& [name, value] : before) {
+    INFO(name);
+    if (name.find("running_") != std::string::npos) CHECK(torch::equal(value, after.at(name)));
+    if (name.find("conv") != std::string::npos && !torch::equal(value, after.at(name))) ++moved;
+  }
+  CHECK(moved > 0);
+}

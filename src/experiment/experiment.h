@@ -1,0 +1,83 @@
+#pragma once
+// `qrobust run --config experiments/NAME.yaml`: a base config, a list of variants (overrides of
+// it) and sweep settings. Every variant is trained (or fine-tuned from a baseline trained once
+// from the base config), swept under each quantizer setting on each split, and the results
+// are collected into tables and plots (report/table.h):
+//   RESULTS/NAME/baseline/              the shared baseline run, when `baseline: true`
+//   RESULTS/NAME/<variant>/             a run directory (train/trainer.h) and its sweeps,
+//                                       sweep_<quantizer>_<split>.{json,md,csv}
+//   RESULTS/NAME/table.{json,md,csv}    rows: variants; columns: fp32 and each bit pair
+//   RESULTS/NAME/plot_<quantizer>.{svg,png}
+// Re-running skips what is complete and resumes an interrupted training run.
+//
+// Experiment file:
+//   name: cifar10_resnet20_cpu            # default: the file name
+//   base: configs/cifar10_resnet20.yaml   # a config file (paths relative to the working dir)
+//   set: {train.epochs: 30}               # overrides of the base (optional)
+//   baseline: true                        # train the base once; variants fine-tune from it
+//   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
+//   variants:                             # name: overrides, in table order
+//     none: {}
+//     grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}
+//     ste@4: {quant_aware.weight_bits: 4, quant_aware.act_bits: 4}
+//   sweep:
+//     weight_bits: [8, 6, 4]
+//     act_bits: [8, 6, 4]
+//     pairs: true
+//     splits: [val, test]
+//     quantizers:                         # name: overrides of quant.*, one table each
+//       per_tensor: {}
+//       per_channel: {quant.weight_granularity: per_channel}
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "sweep/sweep.h"
+#include "train/trainer.h"
+
+namespace qrobust::experiment {
+
+// Something named with the overrides that make it.
+struct Overrides {
+  std::string name;
+  std::vector<std::string> assignments;  // "key.path=value"
+};
+
+// One training run of the experiment, its config resolved.
+struct PlannedRun {
+  std::string name;  // "baseline" or the variant's name
+  config::ExperimentConfig config;
+  std::string dir;
+};
+
+struct Experiment {
+  std::string name;
+  std::string file;
+  std::vector<PlannedRun> runs;  // the baseline first (when shared), then the variants
+  std::vector<Overrides> quantizers;
+  std::vector<std::string> splits;
+  sweep::SweepOptions sweep;
+};
+
+// Reads and validates the experiment file and every variant's config (so a bad variant fails
+// before anything trains); run directories go under `results_root`/NAME.
+Experiment load_experiment(const std::string& path, const std::string& results_root);
+
+// The config `run` is swept with under `quantizer`.
+config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& quantizer);
+
+struct RunOptions {
+  train::TrainObserver* observer = nullptr;  // optional
+  const std::atomic<bool>* stop = nullptr;   // optional
+};
+
+// The plan, one line per run (done / resume at epoch k / train) and per pending sweep, with the
+// time each is expected to take from a short measurement of its training step here.
+std::string describe_plan(const Experiment& experiment);
+
+// Does everything that is not done yet; returns the table document.
+nlohmann::json run_experiment(const Experiment& experiment, const RunOptions& options);
+
+}  // namespace qrobust::experiment
