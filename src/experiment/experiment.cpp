@@ -226,13 +226,15 @@ std::string describe_plan(const Experiment& e) {
     if (state.complete) {
       out << "trained";
     } else {
-      std::ostringstream key;
-      key << c.model.name << c.model.width << c.data.dataset << c.data.batch_size << config::to_yaml(c).substr(config::to_yaml(c).find("regularizer:"));
-      if (!step_seconds.count(key.str())) step_seconds[key.str()] = measure_step_seconds(c, device);
+      // A step's cost depends on these, not on lambda, lr or epochs: one measurement each.
+      const std::string key = c.model.name + "/" + std::to_string(c.model.width) + "/" + c.data.dataset + "/" +
+                              std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" + c.regularizer.method +
+                              "/" + std::to_string(c.quant_aware.enabled());
+      if (!step_seconds.count(key)) step_seconds[key] = measure_step_seconds(c, device);
       const int64_t steps = splits.train.size() / c.data.batch_size;
       const int64_t epochs = c.train.epochs - state.logged_epochs;
       seconds += static_cast<double>(epochs) *
-                 (static_cast<double>(steps) * step_seconds[key.str()] +
+                 (static_cast<double>(steps) * step_seconds[key] +
                   static_cast<double>(splits.test.size() + splits.val.size()) * eval_seconds);
       out << (state.started ? "resume after epoch " + std::to_string(state.logged_epochs) + ", " : std::string("train "))
           << epochs << " of " << c.train.epochs << " epochs";

@@ -15,6 +15,8 @@ AffineParams affine_params(const torch::Tensor& min, const torch::Tensor& max, c
   AffineParams params;
   params.per_channel = spec.per_channel;
   const auto lo = min.to(torch::kFloat).detach(), hi = max.to(torch::kFloat).detach();
+  if (!(torch::isfinite(lo).all().item<bool>() && torch::isfinite(hi).all().item<bool>()))
+    throw RuntimeFailure("quantizer range is not finite: the weights or activations hold NaN or infinity");
   const int64_t levels = (int64_t{1} << spec.bits) - 1;
   if (spec.symmetric) {
     const auto magnitude = torch::maximum(lo.abs(), hi.abs());

@@ -27,7 +27,8 @@ struct AffineParams {
 // The grid that covers [min, max] (per channel when they have one element per channel):
 // symmetric ranges use a signed grid ±(2^(b−1) − 1) around 0, or the unsigned grid
 // 0..2^b − 1 when min >= 0 everywhere (activations after a ReLU); asymmetric ranges use
-// 0..2^b − 1 with a zero point, after widening the range to include 0.
+// 0..2^b − 1 with a zero point, after widening the range to include 0. A range that is not
+// finite is a RuntimeFailure.
 AffineParams affine_params(const torch::Tensor& min, const torch::Tensor& max, const QuantizerSpec& spec);
 
 // Fake-quantizes x (per channel along dim 0).

@@ -120,21 +120,32 @@ std::vector<std::string> write_plots(const nlohmann::json& table, const std::str
     const std::string stem = dir + "/plot_" + quantizer;
     util::write_file_atomically(stem + ".dat", data.str());
     std::ostringstream script;
-    script << "set datafile missing 'NaN'\nset key autotitle columnhead\nset key outside right\n"
+    // Twelve distinguishable colours before they repeat (gnuplot's default cycle is eight).
+    script << "set datafile missing 'NaN'\n";
+    const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                             "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+    for (int i = 0; i < 12; ++i) script << "set linetype " << i + 1 << " lc rgb '" << colours[i] << "'\n";
+    script << "set linetype cycle 12\nset key autotitle columnhead\nset key outside right\n"
            << "set ylabel 'accuracy (%)'\nset xlabel 'weight / activation bits'\nset yrange [0:100]\nset grid ytics\n"
            << "set title '" << table.at("experiment").get<std::string>() << ": " << quantizer << ", "
            << t.at("split").get<std::string>() << " split' noenhanced\n";
     const std::string plot = "plot for [i=2:" + std::to_string(rows.size() + 1) + "] '" + stem +
-                             ".dat' using 0:i:xtic(1) with linespoints lw 2 pt 7 noenhanced\n";
-    for (const auto& [terminal, extension] : {std::pair<const char*, const char*>{"svg size 800,450", "svg"},
-                                              {"pngcairo size 800,450", "png"}}) {
+                             ".dat' using 0:i:xtic(1) with linespoints lt (i - 1) lw 2 pt (i % 7 + 4)\n";
+    for (const auto& [terminal, extension] : {std::pair<const char*, const char*>{"svg size 800,450 noenhanced", "svg"},
+                                              {"pngcairo size 800,450 noenhanced", "png"}}) {
       const std::string target = stem + "." + extension;
       script << "set terminal " << terminal << "\nset output '" << target << ".tmp'\n" << plot << "set output\n";
     }
     util::write_file_atomically(stem + ".gp", script.str());
     const std::string command = "gnuplot '" + stem + ".gp' 2>'" + stem + ".log'";
-    if (std::system(command.c_str()) != 0)
-      throw RuntimeFailure("gnuplot failed on " + stem + ".gp: " + util::read_file(stem + ".log"));
+    if (std::system(command.c_str()) != 0) {
+      // gnuplot echoes the offending line first; its message is the last line.
+      std::istringstream log(util::read_file(stem + ".log"));
+      std::string line, message;
+      while (std::getline(log, line))
+        if (!line.empty()) message = line;
+      throw RuntimeFailure("gnuplot failed on " + stem + ".gp: " + message);
+    }
     fs::remove(stem + ".log");
     for (const char* extension : {"svg", "png"}) {
       fs::rename(stem + "." + extension + ".tmp", stem + "." + extension);

@@ -229,6 +229,12 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
         {"images_per_second", static_cast<double>(images) / seconds}};
     if (splits.val.size() > 0)
       record["val"] = eval_json(evaluate(*model, splits.val, splits.info, config.data.eval_batch_size, device));
+    // A finite training loss can hide weights that have blown up (e.g. with frozen batch norms).
+    if (!std::isfinite(record["test"]["loss"].get<double>()))
+      throw TrainingDiverged("training diverged: the test loss is not finite after epoch " + std::to_string(epoch + 1) +
+                             (epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
+                                        : std::string("; no checkpoint was written")) +
+                             " (lower train.lr?)");
     // Log first, checkpoint second: a kill in between leaves a record that resume trims.
     append_line(log_path(options.run_dir), record.dump());
     save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);

@@ -71,6 +71,13 @@ TEST_CASE("bit-widths outside 2..16 and 32 are usage errors") {
   CHECK((fake_quantize(x, p) - x).abs().max().item<double>() < 1e-4);
 }
 
+TEST_CASE("a range that is not finite (diverged weights) is a runtime failure, not an ATen error") {
+  const auto nan = torch::full({1}, std::nan(""));
+  CHECK_THROWS_AS(affine_params(nan, torch::ones({1}), {4, true, false}), RuntimeFailure);
+  CHECK_THROWS_WITH(affine_params(-torch::ones({2}), torch::full({2}, INFINITY), {4, false, true}),
+                    Catch::Contains("quantizer range is not finite"));
+}
+
 TEST_CASE("range estimators on known distributions") {
   torch::manual_seed(1);
   auto gaussian = torch::randn({100000});
