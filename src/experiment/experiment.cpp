@@ -11,8 +11,6 @@
 #include <sstream>
 
 #include "data/datasets.h"
-#include "quant/quant_aware.h"
-#include "regularize/regularizer.h"
 #include "report/table.h"
 #include "util/atomic_file.h"
 #include "util/progress.h"
@@ -161,35 +159,6 @@ config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& qu
 
 namespace {
 
-// Seconds per training step of `config` on random images, after one untimed step.
-double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device) {
-  const auto info = data::dataset_info(config.data.dataset);
-  auto model = train::build_model(config, device);
-  const auto images = torch::randn({config.data.batch_size, info.channels, info.height, info.width},
-                                   torch::TensorOptions().device(device));
-  const auto targets = torch::randint(0, info.num_classes, {config.data.batch_size},
-                                      torch::TensorOptions().dtype(torch::kLong).device(device));
-  const auto regularizer = regularize::make_regularizer(config.regularizer);
-  std::unique_ptr<quant::QuantAwareTraining> quant_aware;
-  model->train();
-  if (config.quant_aware.enabled()) {
-    quant_aware = std::make_unique<quant::QuantAwareTraining>(*model, config.quant, config.quant_aware.weight_bits,
-                                                              config.quant_aware.act_bits);
-    quant_aware->begin_epoch({images});
-  }
-  auto step = [&] {
-    std::optional<quant::QuantAwareTraining::QuantizedStep> quantized;
-    if (quant_aware) quantized.emplace(*quant_aware);
-    model->zero_grad();
-    regularizer->step(*model, images, targets);
-  };
-  step();
-  constexpr int kSteps = 2;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < kSteps; ++i) step();
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / kSteps;
-}
-
 // Seconds per image of evaluation (forward, no gradient) for `config`'s model.
 double measure_eval_seconds(const config::ExperimentConfig& config, torch::Device device) {
   const auto info = data::dataset_info(config.data.dataset);
@@ -213,24 +182,31 @@ std::string describe_plan(const Experiment& e) {
       << " quantizer settings x " << e.splits.size() << " splits x " << sweep::grid(e.sweep).size() + 1
       << " configurations each\n";
   double total = 0;
-  std::map<std::string, double> step_seconds;  // by the parts of a config that set the step's cost
+  // Measurements and split sizes are shared by runs that agree on what they depend on.
+  std::map<std::string, double> step_seconds, eval_seconds_of;
+  std::map<std::string, data::DataSplits> splits_of;
   for (const auto& run : e.runs) {
     const auto& c = run.config;
     const auto state = train::inspect_run(run.dir, c);
     util::configure_threads(c.threads);
     const torch::Device device = util::resolve_device(c.device);
-    const auto splits = data::load_splits(c.data, c.seed);
-    const double eval_seconds = measure_eval_seconds(c, device);
+    const std::string data_key = c.data.dataset + "/" + c.data.root + "/" + std::to_string(c.data.val_size) + "/" +
+                                 std::to_string(c.data.train_limit) + "/" + std::to_string(c.seed);
+    if (!splits_of.count(data_key)) splits_of[data_key] = data::load_splits(c.data, c.seed);
+    const auto& splits = splits_of[data_key];
+    const std::string model_key = c.model.name + "/" + std::to_string(c.model.width) + "/" + c.data.dataset;
+    const std::string eval_key = model_key + "/" + std::to_string(c.data.eval_batch_size);
+    if (!eval_seconds_of.count(eval_key)) eval_seconds_of[eval_key] = measure_eval_seconds(c, device);
+    const double eval_seconds = eval_seconds_of[eval_key];
     double seconds = 0;
     out << "  " << run.name << ": ";
     if (state.complete) {
       out << "trained";
     } else {
-      // A step's cost depends on these, not on lambda, lr or epochs: one measurement each.
-      const std::string key = c.model.name + "/" + std::to_string(c.model.width) + "/" + c.data.dataset + "/" +
-                              std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" + c.regularizer.method +
-                              "/" + std::to_string(c.quant_aware.enabled());
-      if (!step_seconds.count(key)) step_seconds[key] = measure_step_seconds(c, device);
+      // A step's cost depends on these, not on lambda, lr or epochs.
+      const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" +
+                              c.regularizer.method + "/" + std::to_string(c.quant_aware.enabled());
+      if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
       const int64_t epochs = c.train.epochs - state.logged_epochs;
       seconds += static_cast<double>(epochs) *
@@ -256,7 +232,7 @@ std::string describe_plan(const Experiment& e) {
     total += seconds;
   }
   out << "estimated total: " << util::format_duration(total)
-      << " (from 2 timed training steps and one evaluation batch per run on this machine)\n";
+      << " (from 2 timed training steps of each kind and one timed evaluation batch per model, here)\n";
   return out.str();
 }
 

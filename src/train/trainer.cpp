@@ -105,6 +105,29 @@ nlohmann::json gradient_norms_json(const regularize::GradientNorms& norms) {
   return {{"weight_l1", weights}, {"activation_l1", activations}};
 }
 
+// Quantization-aware training of `config`, or null when it trains in float.
+std::unique_ptr<quant::QuantAwareTraining> make_quant_aware(const config::ExperimentConfig& config,
+                                                            models::ClassifierImpl& model) {
+  if (!config.quant_aware.enabled()) return nullptr;
+  return std::make_unique<quant::QuantAwareTraining>(model, config.quant, static_cast<int>(config.quant_aware.weight_bits),
+                                                     static_cast<int>(config.quant_aware.act_bits));
+}
+
+// One training step: the regularizer's forward and backward, quantized when `quant_aware` is set.
+regularize::StepResult training_step(regularize::Regularizer& regularizer, quant::QuantAwareTraining* quant_aware,
+                                     models::ClassifierImpl& model, const torch::Tensor& images,
+                                     const torch::Tensor& targets) {
+  std::optional<quant::QuantAwareTraining::QuantizedStep> quantized;
+  if (quant_aware) quantized.emplace(*quant_aware);
+  return regularizer.step(model, images, targets);
+}
+
+// What is left after a divergence in (0-based) `epoch`.
+std::string kept_checkpoint(int64_t epoch) {
+  return epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
+                   : std::string("; no checkpoint was written");
+}
+
 // The same fixed training images every epoch (no augmentation) for the gradient-norm log.
 data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
   data::BatchOptions options;
@@ -113,6 +136,27 @@ data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
 }
 
 }  // namespace
+
+double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps) {
+  const auto info = data::dataset_info(config.data.dataset);
+  auto model = build_model(config, device);
+  const auto images = torch::randn({config.data.batch_size, info.channels, info.height, info.width},
+                                   torch::TensorOptions().device(device));
+  const auto targets = torch::randint(0, info.num_classes, {config.data.batch_size},
+                                      torch::TensorOptions().dtype(torch::kLong).device(device));
+  const auto regularizer = regularize::make_regularizer(config.regularizer);
+  const auto quant_aware = make_quant_aware(config, *model);
+  model->train();
+  if (quant_aware) quant_aware->begin_epoch({images});
+  auto step = [&] {
+    model->zero_grad();
+    training_step(*regularizer, quant_aware.get(), *model, images, targets);
+  };
+  step();
+  const auto start = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  return std::chrono::duration<double>(Clock::now() - start).count() / steps;
+}
 
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config) {
   RunState state;
@@ -156,14 +200,8 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   const auto plain = regularize::make_plain();
   const auto penalized = regularize::make_regularizer(config.regularizer);
   const auto probe = probe_batch(splits, device);
-  std::unique_ptr<quant::QuantAwareTraining> quant_aware;
-  std::vector<torch::Tensor> calibration;
-  if (config.quant_aware.enabled()) {
-    quant_aware = std::make_unique<quant::QuantAwareTraining>(*model, config.quant,
-                                                              static_cast<int>(config.quant_aware.weight_bits),
-                                                              static_cast<int>(config.quant_aware.act_bits));
-    calibration = quant::calibration_batches(splits, config, device);
-  }
+  const auto quant_aware = make_quant_aware(config, *model);
+  const auto calibration = quant_aware ? quant::calibration_batches(splits, config, device) : std::vector<torch::Tensor>();
 
   double train_seconds = 0;
   int64_t trained_images = 0;
@@ -189,20 +227,14 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       set_learning_rate(optimizer, learning_rate(config.train, epoch, step, batches.size()));
       const auto batch = batches.get(step);
       optimizer.zero_grad();
-      const auto result = [&] {
-        std::optional<quant::QuantAwareTraining::QuantizedStep> quantized;
-        if (quant_aware) quantized.emplace(*quant_aware);
-        return regularizer.step(*model, batch.images, batch.targets);
-      }();
+      const auto result = training_step(regularizer, quant_aware.get(), *model, batch.images, batch.targets);
       const double loss = result.cross_entropy + result.penalty;
       if (!std::isfinite(loss))
         throw TrainingDiverged("training diverged: " +
                                std::string(std::isfinite(result.cross_entropy) ? "the penalty" : "the loss") + " is " +
                                std::to_string(std::isfinite(result.cross_entropy) ? result.penalty : result.cross_entropy) +
                                " at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
-                               (epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
-                                          : std::string("; no checkpoint was written")) +
-                               " (lower train.lr or the penalty's lambda?)");
+                               kept_checkpoint(epoch) + " (lower train.lr or the penalty's lambda?)");
       optimizer.step();
       const int64_t n = batch.targets.size(0);
       ce_sum += result.cross_entropy * static_cast<double>(n);
@@ -232,9 +264,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     // A finite training loss can hide weights that have blown up (e.g. with frozen batch norms).
     if (!std::isfinite(record["test"]["loss"].get<double>()))
       throw TrainingDiverged("training diverged: the test loss is not finite after epoch " + std::to_string(epoch + 1) +
-                             (epoch > 0 ? "; the checkpoint after epoch " + std::to_string(epoch) + " is kept"
-                                        : std::string("; no checkpoint was written")) +
-                             " (lower train.lr?)");
+                             kept_checkpoint(epoch) + " (lower train.lr?)");
     // Log first, checkpoint second: a kill in between leaves a record that resume trims.
     append_line(log_path(options.run_dir), record.dump());
     save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);

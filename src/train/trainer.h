@@ -61,6 +61,10 @@ struct RunState {
 };
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config);
 
+// Seconds one training step of `config` takes here (penalty and quantization-aware training
+// included), on random images, averaged over `steps` after one untimed step.
+double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps);
+
 // The model a config describes, built for its data set (seeded by config.seed).
 models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device);
 
