@@ -16,6 +16,7 @@
 #include "train/checkpoint.h"
 #include "train/console_observer.h"
 #include "train/evaluate.h"
+#include "train/torchvision_import.h"
 #include "train/trainer.h"
 #include "util/errors.h"
 #include "util/provenance.h"
@@ -177,12 +178,22 @@ struct BenchCommand {
   bench::BenchOptions options;
   bool sweep = false;
   std::string data_root = config::default_data_root("cifar10");
+  std::string decode_folder;  // bench --decode
+  int64_t decode_images = 512;
 };
 
 int run_bench(const BenchCommand& command) {
-  const auto result = command.sweep ? bench::run_sweep_benchmark(command.options, command.data_root)
-                                    : bench::run_benchmark(command.options);
+  const auto result = !command.decode_folder.empty() ? bench::run_decode_benchmark(command.decode_folder, command.decode_images)
+                      : command.sweep                ? bench::run_sweep_benchmark(command.options, command.data_root)
+                                                     : bench::run_benchmark(command.options);
   std::cout << result.dump(2) << std::endl;
+  return 0;
+}
+
+int run_import(const train::TorchvisionImport& request) {
+  const auto imported = train::import_torchvision(request);
+  spdlog::info("imported {} tensors ({}, width {}, {} classes) -> {}", imported.tensors, request.model, imported.width,
+               imported.num_classes, request.out);
   return 0;
 }
 
@@ -256,6 +267,12 @@ int main(int argc, char** argv) {
       ->group("Sweep");
   bench_app->add_option("--data", bench_command.data_root, "CIFAR-10 cifar-10-batches-bin directory for --sweep")
       ->group("Sweep");
+  bench_app->add_option("--decode", bench_command.decode_folder,
+                        "time JPEG decoding + augmentation (1 thread) on the ImageFolder DIR/train, making it if absent")
+      ->group("Decoding");
+  bench_app->add_option("--images", bench_command.decode_images, "JPEGs to make for --decode (default 512)")
+      ->check(CLI::PositiveNumber)
+      ->group("Decoding");
   auto& bench_penalty = bench_options.regularizer;
   bench_app->add_option("--regularizer", bench_penalty.name, "also time a penalized step: grad_l1, grad_l2, dq_lipschitz, kurtosis")
       ->check(CLI::IsMember({"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"}))
@@ -269,6 +286,18 @@ int main(int argc, char** argv) {
   bench_app->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
                       "also time the penalized step with LibTorch's own convolution double backward")
       ->group("Penalty");
+
+  train::TorchvisionImport import_request;
+  import_request.model = "resnet18";
+  auto* import_app = app.add_subcommand(
+      "import-torchvision", "turn a torchvision ResNet state dict (torch.save .pth) into a qrobust checkpoint");
+  import_app->add_option("state_dict", import_request.state_dict, "the .pth file, e.g. resnet18-f37072fd.pth")
+      ->required()
+      ->group("Input");
+  import_app->add_option("--model", import_request.model, "resnet18, resnet34 or resnet50 (default resnet18)")->group("Input");
+  import_app->add_option("--out", import_request.out, "checkpoint to write")->required()->group("Output");
+  import_app->add_option("--image-size", import_request.image_size, "input size the checkpoint is for (default 224)")
+      ->group("Output");
 
   try {
     app.parse(argc, argv);
@@ -289,6 +318,7 @@ int main(int argc, char** argv) {
     if (bench_app->parsed()) return run_bench(bench_command);
     if (sweep_app->parsed()) return run_sweep(sweep_command);
     if (run_app->parsed()) return run_experiment(run_command);
+    if (import_app->parsed()) return run_import(import_request);
     std::cout << app.help() << std::endl;
     return 2;
   } catch (const UsageError& e) {

@@ -99,4 +99,11 @@ config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs
   return c;
 }
 
+const std::vector<ShippedModel>& shipped_models() {
+  static const std::vector<ShippedModel> models = {{"resnet20", 4}, {"resnet56", 4},  {"resnet18_cifar", 8},
+                                                   {"resnet18", 8}, {"resnet50", 8},  {"vgg_like", 8},
+                                                   {"vgg11_bn", 8}, {"vgg16_bn", 8}};
+  return models;
+}
+
 }  // namespace qrobust::testing

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 
@@ -31,6 +32,13 @@ void write_cifar10(const std::string& dir, int64_t per_file, uint64_t seed = 1);
 
 // Writes {train,t10k}-{images-idx3,labels-idx1}-ubyte files (gzipped if `gzip`).
 void write_idx(const std::string& dir, int64_t train, int64_t test, bool gzip, uint64_t seed = 1);
+
+// Every model qrobust ships, with a narrow width that keeps tests fast (same structure).
+struct ShippedModel {
+  std::string name;
+  int64_t small_width;
+};
+const std::vector<ShippedModel>& shipped_models();
 
 // A small, fast experiment on the CIFAR files in `data_dir`: resnet8 of width 4.
 config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs);

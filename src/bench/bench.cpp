@@ -4,8 +4,12 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 
+#include "data/batches.h"
+#include "data/image_folder.h"
+#include "data/jpeg.h"
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "regularize/regularizer.h"
@@ -164,6 +168,74 @@ nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::strin
           {"plain_evaluations_seconds", plain},
           {"sweep_seconds", swept},
           {"ratio", swept / plain},
+          {"provenance", util::provenance()}};
+}
+
+namespace {
+
+// A 375 x 500 RGB image with natural-image statistics: random phases under a 1/f^1.25 amplitude
+// spectrum (natural images: 1/f^1..1/f^1.5, Field 1987), the channels mostly shared as in photos. Its JPEG files have
+// about the size of ImageNet's at quality 90.
+torch::Tensor synthetic_photo(int64_t index) {
+  auto generator = at::detail::createCPUGenerator(static_cast<uint64_t>(index) + 1);
+  const int64_t height = 375, width = 500;
+  const auto fy = torch::fft::fftfreq(height).view({height, 1});
+  const auto fx = torch::fft::fftfreq(width).view({1, width});
+  const auto amplitude = torch::pow(torch::sqrt(fy * fy + fx * fx) + 1.0 / width, -1.25);
+  auto field = [&] {
+    const auto phase = torch::rand({height, width}, generator) * 2 * M_PI;
+    const auto spectrum = torch::polar(amplitude.to(torch::kFloat), phase.to(torch::kFloat));
+    const auto image = torch::real(torch::fft::ifft2(spectrum));
+    return (image - image.mean()) / image.std();
+  };
+  const auto shared = field();
+  std::vector<torch::Tensor> channels;
+  for (int c = 0; c < 3; ++c) channels.push_back(128 + 50 * (0.9 * shared + 0.44 * field()));
+  return torch::stack(channels, 2).round().clamp(0, 255).to(torch::kUInt8);
+}
+
+}  // namespace
+
+nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images) {
+  namespace fs = std::filesystem;
+  util::configure_threads(1);
+  const fs::path train_dir = fs::path(folder) / "train";
+  if (!fs::exists(train_dir)) {
+    for (int64_t i = 0; i < images; ++i) {
+      const fs::path dir = train_dir / ("class_" + std::to_string(i % 10));
+      fs::create_directories(dir);
+      std::ofstream(dir / (std::to_string(i) + ".jpg"), std::ios::binary) << data::encode_jpeg(synthetic_photo(i), 90);
+    }
+  }
+  const auto options = data::ImageFolderOptions().image_size(224).resize(256).workers(0);
+  data::ImageFolder dataset(folder, "train", options);
+  const data::LabeledImages split{torch::Tensor(), dataset.targets(), dataset.files()};
+  const data::DatasetInfo info{"imagefolder", 3, 224, 224, static_cast<int64_t>(dataset.classes().size()),
+                               {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+  int64_t bytes = 0;
+  for (int64_t i = 0; i < dataset.files()->size(); ++i) bytes += static_cast<int64_t>(fs::file_size(dataset.files()->path(i)));
+
+  auto images_per_second = [&](bool augment) {
+    data::BatchOptions batch_options;
+    batch_options.batch_size = 32;
+    batch_options.augment = augment;
+    batch_options.shuffle = augment;
+    data::EpochBatches batches(split, info, batch_options, 7, torch::kCPU);
+    batches.get(0);  // warm-up: page cache, allocator
+    const auto start = std::chrono::steady_clock::now();
+    int64_t count = 0;
+    for (int64_t b = 0; b < batches.size(); ++b) count += batches.get(b).targets.size(0);
+    return static_cast<double>(count) /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  const double train = images_per_second(true), eval = images_per_second(false);
+  return {{"benchmark", "jpeg_decode"},
+          {"folder", folder},
+          {"images", dataset.files()->size()},
+          {"mean_file_bytes", bytes / std::max<int64_t>(1, dataset.files()->size())},
+          {"threads", 1},
+          {"train_transform_images_per_second", train},
+          {"eval_transform_images_per_second", eval},
           {"provenance", util::provenance()}};
 }
 

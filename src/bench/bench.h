@@ -30,4 +30,11 @@ nlohmann::json run_benchmark(const BenchOptions& options);
 // cost does not depend on them).
 nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root);
 
+// `bench --decode DIR`: JPEG decoding and augmentation throughput of the ImageFolder pipeline
+// (decode, transform, normalize; no model), one thread and no prefetching workers, for the
+// training transform and the evaluation transform at 224 px. When DIR/train does not exist it
+// is first filled with `images` ImageNet-sized JPEGs (500 x 375, quality 90) so that a reference
+// pipeline (scripts/bench_decode_reference.py) can read the same files.
+nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images);
+
 }  // namespace qrobust::bench

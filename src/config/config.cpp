@@ -22,7 +22,7 @@ std::string str(double value) {
 
 DataConfig read_data(YamlSection s) {
   DataConfig d;
-  d.dataset = s.choice("dataset", d.dataset, {"cifar10", "fashion_mnist", "mnist"});
+  d.dataset = s.choice("dataset", d.dataset, {"cifar10", "fashion_mnist", "mnist", "imagefolder"});
   d.root = s.text("root", default_data_root(d.dataset));
   d.batch_size = s.integer("batch_size", d.batch_size);
   require(d.batch_size >= 2, s, "batch_size", "must be at least 2 (batch norm needs two samples), got " + std::to_string(d.batch_size));
@@ -33,8 +33,25 @@ DataConfig read_data(YamlSection s) {
   d.train_limit = s.integer("train_limit", d.train_limit);
   require(d.train_limit >= 0, s, "train_limit", "must be >= 0, got " + std::to_string(d.train_limit));
   d.augment = s.boolean("augment", d.augment);
-  d.crop_padding = s.integer("crop_padding", d.crop_padding);
-  require(d.crop_padding >= 0 && d.crop_padding <= 16, s, "crop_padding", "must be in 0..16, got " + std::to_string(d.crop_padding));
+  const bool folder = d.dataset == "imagefolder";
+  for (const char* key : {"test_dir", "image_size", "resize", "strict", "workers"})
+    require(folder || !s.has(key), s, key, "applies only to dataset imagefolder");
+  require(!folder || !s.has("crop_padding"), s, "crop_padding", "does not apply to dataset imagefolder (it uses RandomResizedCrop)");
+  if (folder) {
+    d.test_dir = s.text("test_dir", d.test_dir);
+    require(!d.test_dir.empty() && d.test_dir != "train", s, "test_dir", "must name a folder other than train");
+    d.image_size = s.integer("image_size", d.image_size);
+    require(d.image_size >= 8, s, "image_size", "must be at least 8, got " + std::to_string(d.image_size));
+    d.resize = s.integer("resize", d.resize);
+    require(d.resize == 0 || d.resize >= d.image_size, s, "resize",
+            "must be 0 (no resize) or at least image_size (" + std::to_string(d.image_size) + "), got " + std::to_string(d.resize));
+    d.strict = s.boolean("strict", d.strict);
+    d.workers = s.integer("workers", d.workers);
+    require(d.workers >= 0, s, "workers", "must be >= 0 (0: one per core), got " + std::to_string(d.workers));
+  } else {
+    d.crop_padding = s.integer("crop_padding", d.crop_padding);
+    require(d.crop_padding >= 0 && d.crop_padding <= 16, s, "crop_padding", "must be in 0..16, got " + std::to_string(d.crop_padding));
+  }
   s.finish();
   return d;
 }
@@ -148,6 +165,7 @@ QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regula
 std::string default_data_root(const std::string& dataset) {
   if (dataset == "fashion_mnist") return "/usr/share/datasets/fashion-mnist";
   if (dataset == "mnist") return "data/mnist";
+  if (dataset == "imagefolder") return "data/imagenet";
   return "data/cifar-10-batches-bin";
 }
 
@@ -204,8 +222,17 @@ std::string to_yaml(const ExperimentConfig& c) {
       << YAML::Key << "eval_batch_size" << YAML::Value << c.data.eval_batch_size
       << YAML::Key << "val_size" << YAML::Value << c.data.val_size
       << YAML::Key << "train_limit" << YAML::Value << c.data.train_limit
-      << YAML::Key << "augment" << YAML::Value << c.data.augment
-      << YAML::Key << "crop_padding" << YAML::Value << c.data.crop_padding << YAML::EndMap;
+      << YAML::Key << "augment" << YAML::Value << c.data.augment;
+  if (c.data.dataset == "imagefolder") {
+    out << YAML::Key << "test_dir" << YAML::Value << c.data.test_dir
+        << YAML::Key << "image_size" << YAML::Value << c.data.image_size
+        << YAML::Key << "resize" << YAML::Value << c.data.resize
+        << YAML::Key << "strict" << YAML::Value << c.data.strict
+        << YAML::Key << "workers" << YAML::Value << c.data.workers;
+  } else {
+    out << YAML::Key << "crop_padding" << YAML::Value << c.data.crop_padding;
+  }
+  out << YAML::EndMap;
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap
       << YAML::Key << "name" << YAML::Value << c.model.name
       << YAML::Key << "width" << YAML::Value << c.model.width << YAML::EndMap;

@@ -11,14 +11,21 @@
 namespace qrobust::config {
 
 struct DataConfig {
-  std::string dataset = "cifar10";  // cifar10 | fashion_mnist | mnist
+  std::string dataset = "cifar10";  // cifar10 | fashion_mnist | mnist | imagefolder
   std::string root;                 // directory with the data set's files; "" resolves to its default
   int64_t batch_size = 128;
   int64_t eval_batch_size = 500;
   int64_t val_size = 0;     // training images held out (seeded) as a validation split
-  int64_t train_limit = 0;  // use only this many training images (0: all), for quick runs
-  bool augment = true;      // padded random crop + horizontal flip, per batch
-  int64_t crop_padding = 4;
+  int64_t train_limit = 0;  // use only the first this many training images (0: all), for quick runs;
+                            // imagefolder (files grouped by class): a seeded random subset
+  bool augment = true;      // training: random crop + horizontal flip (imagefolder: RandomResizedCrop)
+  int64_t crop_padding = 4;  // cifar10 / mnist: zero padding of the random crop
+  // imagefolder only (data/image_folder.h): <root>/train and <root>/<test_dir>.
+  std::string test_dir = "val";
+  int64_t image_size = 224;  // network input S x S
+  int64_t resize = 256;      // evaluation: shorter side before the center crop (0: no resize)
+  bool strict = false;       // an unreadable image is an error instead of a counted, skipped warning
+  int64_t workers = 0;       // decoding threads; 0: one per core
 };
 
 struct ModelConfig {

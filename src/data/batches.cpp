@@ -1,6 +1,83 @@
 #include "data/batches.h"
 
+#include "util/errors.h"
+
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
 namespace qrobust::data {
+
+// Makes batches next, next + 1, ... on worker threads, at most `depth` beyond the one the
+// consumer waits for, so memory holds a bounded number of batches whatever the split's size.
+class BatchPrefetcher {
+ public:
+  BatchPrefetcher(std::function<Batch(int64_t)> make, int64_t count, int64_t workers, int64_t depth)
+      : make_(std::move(make)), count_(count), depth_(depth) {
+    for (int64_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
+  }
+
+  ~BatchPrefetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+  // True when `batch` is the one the workers are making next for the consumer.
+  bool serves(int64_t batch) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return batch == wanted_;
+  }
+
+  Batch take(int64_t batch) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return ready_.count(batch) > 0 || failures_.count(batch) > 0; });
+    if (failures_.count(batch)) std::rethrow_exception(failures_.at(batch));
+    Batch result = std::move(ready_.at(batch));
+    ready_.erase(batch);
+    wanted_ = batch + 1;
+    lock.unlock();
+    changed_.notify_all();
+    return result;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      changed_.wait(lock, [&] { return stopping_ || (next_ < count_ && next_ < wanted_ + depth_); });
+      if (stopping_) return;
+      const int64_t batch = next_++;
+      lock.unlock();
+      try {
+        Batch made = make_(batch);
+        lock.lock();
+        ready_.emplace(batch, std::move(made));
+      } catch (...) {
+        lock.lock();
+        failures_.emplace(batch, std::current_exception());
+      }
+      lock.unlock();
+      changed_.notify_all();
+    }
+  }
+
+  std::function<Batch(int64_t)> make_;
+  const int64_t count_, depth_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  int64_t next_ = 0, wanted_ = 0;
+  bool stopping_ = false;
+  std::map<int64_t, Batch> ready_;
+  std::map<int64_t, std::exception_ptr> failures_;
+  std::vector<std::thread> threads_;
+};
 
 torch::Tensor random_crop_flip(const torch::Tensor& images, int64_t padding, at::Generator& generator) {
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
@@ -31,25 +108,42 @@ EpochBatches::EpochBatches(const LabeledImages& split, const DatasetInfo& info, 
   std_ = torch::tensor(info.std, torch::kFloat).view({1, c, 1, 1}).to(device);
 }
 
+EpochBatches::~EpochBatches() = default;
+
 int64_t EpochBatches::images_in(int64_t batch) const {
   return std::min(options_.batch_size, split_.size() - batch * options_.batch_size);
 }
 
 Batch EpochBatches::get(int64_t batch) const {
   TORCH_CHECK(batch >= 0 && batch < num_batches_, "batch index out of range");
+  if (split_.files && split_.files->options().workers() > 0) {
+    const int64_t workers = split_.files->options().workers();
+    if (!prefetcher_)
+      prefetcher_ = std::make_unique<BatchPrefetcher>([this](int64_t b) { return make(b); }, num_batches_, workers,
+                                                      2 * workers);
+    if (prefetcher_->serves(batch)) return prefetcher_->take(batch);
+  }
+  return make(batch);
+}
+
+Batch EpochBatches::make(int64_t batch) const {
   const int64_t start = batch * options_.batch_size, count = images_in(batch);
+  const auto index = order_.defined() ? order_.narrow(0, start, count) : torch::arange(start, start + count);
+  const uint64_t batch_seed = mix_seed(seed_, static_cast<uint64_t>(batch) + 1);
   torch::Tensor images, targets;
-  if (order_.defined()) {
-    const auto index = order_.narrow(0, start, count);
+  if (split_.files) {
+    std::vector<int64_t> kept;
+    images = split_.files->load_batch(index, options_.augment, batch_seed, kept);
+    if (options_.drop_last && kept.size() < 2)
+      throw RuntimeFailure("training batch " + std::to_string(batch + 1) + " has fewer than 2 readable images");
+    targets = split_.targets.index_select(0, index).index_select(0, torch::tensor(kept, torch::kLong));
+  } else {
     images = split_.images.index_select(0, index);
     targets = split_.targets.index_select(0, index);
-  } else {
-    images = split_.images.narrow(0, start, count);
-    targets = split_.targets.narrow(0, start, count);
-  }
-  if (options_.augment) {
-    auto generator = at::detail::createCPUGenerator(mix_seed(seed_, static_cast<uint64_t>(batch) + 1));
-    images = random_crop_flip(images, options_.crop_padding, generator);
+    if (options_.augment) {
+      auto generator = at::detail::createCPUGenerator(batch_seed);
+      images = random_crop_flip(images, options_.crop_padding, generator);
+    }
   }
   images = images.to(device_, /*non_blocking=*/true).to(torch::kFloat).div_(255.0).sub_(mean_).div_(std_);
   return {images, targets.to(device_, /*non_blocking=*/true)};

@@ -3,6 +3,8 @@
 #include "data/cifar10.h"
 #include "data/idx.h"
 
+#include <thread>
+
 namespace qrobust::data {
 
 uint64_t mix_seed(uint64_t a, uint64_t b) {
@@ -12,7 +14,21 @@ uint64_t mix_seed(uint64_t a, uint64_t b) {
   return z ^ (z >> 31);
 }
 
-DatasetInfo dataset_info(const std::string& dataset) {
+LabeledImages LabeledImages::select(const torch::Tensor& index) const {
+  return {images.defined() ? images.index_select(0, index) : torch::Tensor(), targets.index_select(0, index),
+          files ? files->select(index) : nullptr};
+}
+
+DatasetInfo dataset_info(const config::DataConfig& config) {
+  const std::string& dataset = config.dataset;
+  if (dataset == "imagefolder")
+    return {"imagefolder",
+            3,
+            config.image_size,
+            config.image_size,
+            static_cast<int64_t>(image_folder_classes(config.root, "train").size()),
+            {0.485, 0.456, 0.406},
+            {0.229, 0.224, 0.225}};
   if (dataset == "cifar10") return {"cifar10", 3, 32, 32, 10, {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
   if (dataset == "fashion_mnist") return {"fashion_mnist", 1, 28, 28, 10, {0.2860}, {0.3530}};
   if (dataset == "mnist") return {"mnist", 1, 28, 28, 10, {0.1307}, {0.3081}};
@@ -21,20 +37,33 @@ DatasetInfo dataset_info(const std::string& dataset) {
 
 DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
   DataSplits splits;
-  splits.info = dataset_info(config.dataset);
+  splits.info = dataset_info(config);
   LabeledImages train;
-  if (config.dataset == "cifar10") {
+  if (config.dataset == "imagefolder") {
+    const auto options = ImageFolderOptions()
+                             .image_size(config.image_size)
+                             .resize(config.resize)
+                             .strict(config.strict)
+                             .workers(config.workers > 0 ? config.workers
+                                                         : std::max<int64_t>(1, std::thread::hardware_concurrency()));
+    ImageFolder train_set(config.root, "train", options), test_set(config.root, config.test_dir, options);
+    if (test_set.classes() != train_set.classes())
+      throw RuntimeFailure(config.root + ": the class folders of " + config.test_dir + "/ differ from those of train/");
+    train = {torch::Tensor(), train_set.targets(), train_set.files()};
+    splits.test = {torch::Tensor(), test_set.targets(), test_set.files()};
+  } else if (config.dataset == "cifar10") {
     CIFAR10 train_set(config.root, CIFAR10::Mode::kTrain), test_set(config.root, CIFAR10::Mode::kTest);
-    train = {train_set.images(), train_set.targets()};
-    splits.test = {test_set.images(), test_set.targets()};
+    train = {train_set.images(), train_set.targets(), nullptr};
+    splits.test = {test_set.images(), test_set.targets(), nullptr};
   } else {
     IdxDataset train_set(config.root, IdxDataset::Mode::kTrain), test_set(config.root, IdxDataset::Mode::kTest);
-    train = {train_set.images(), train_set.targets()};
-    splits.test = {test_set.images(), test_set.targets()};
+    train = {train_set.images(), train_set.targets(), nullptr};
+    splits.test = {test_set.images(), test_set.targets(), nullptr};
   }
   const auto& info = splits.info;
   for (const auto* split : {&train, &splits.test})
-    if (split->images.size(1) != info.channels || split->images.size(2) != info.height || split->images.size(3) != info.width)
+    if (split->images.defined() && (split->images.size(1) != info.channels || split->images.size(2) != info.height ||
+                                    split->images.size(3) != info.width))
       throw RuntimeFailure(config.root + ": images are " + std::to_string(split->images.size(1)) + "x" +
                            std::to_string(split->images.size(2)) + "x" + std::to_string(split->images.size(3)) +
                            ", expected " + std::to_string(info.channels) + "x" + std::to_string(info.height) + "x" +
@@ -49,11 +78,19 @@ DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
     const auto order = torch::randperm(train.size(), generator, torch::kLong);
     const auto val_index = std::get<0>(order.narrow(0, 0, config.val_size).sort());
     keep = std::get<0>(order.narrow(0, config.val_size, train.size() - config.val_size).sort());
-    splits.val = {train.images.index_select(0, val_index), train.targets.index_select(0, val_index)};
+    splits.val = train.select(val_index);
   }
-  if (config.train_limit > 0 && config.train_limit < keep.size(0)) keep = keep.narrow(0, 0, config.train_limit);
-  splits.train = keep.size(0) == train.size() ? train
-                                              : LabeledImages{train.images.index_select(0, keep), train.targets.index_select(0, keep)};
+  if (config.train_limit > 0 && config.train_limit < keep.size(0)) {
+    if (train.files) {
+      // An ImageFolder lists its files class by class: keep a seeded random subset instead.
+      auto generator = at::detail::createCPUGenerator(mix_seed(static_cast<uint64_t>(seed), 0x11A1));
+      const auto picks = torch::randperm(keep.size(0), generator, torch::kLong).narrow(0, 0, config.train_limit);
+      keep = keep.index_select(0, std::get<0>(picks.sort()));
+    } else {
+      keep = keep.narrow(0, 0, config.train_limit);
+    }
+  }
+  splits.train = keep.size(0) == train.size() ? train : train.select(keep);
   return splits;
 }
 

@@ -1,19 +1,26 @@
 #pragma once
-// The image data sets qrobust trains on, held whole in memory as uint8 (N x C x H x W) with
-// int64 labels, and the splits a run uses.
+// The image data sets qrobust trains on and the splits a run uses. Small data sets are held
+// whole in memory as uint8 (N x C x H x W); ImageFolder data sets as a list of JPEG files that
+// batches decode on demand.
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "data/image_folder.h"
 
 namespace qrobust::data {
 
 struct LabeledImages {
-  torch::Tensor images;   // uint8, N x C x H x W
-  torch::Tensor targets;  // int64, N
+  torch::Tensor images;                     // uint8, N x C x H x W (undefined when `files` holds them)
+  torch::Tensor targets;                    // int64, N
+  std::shared_ptr<const JpegFiles> files;  // ImageFolder data sets: the images, decoded per batch
+
   int64_t size() const { return targets.defined() ? targets.size(0) : 0; }
+  // The images and labels at `index` (int64), in that order.
+  LabeledImages select(const torch::Tensor& index) const;
 };
 
 struct DatasetInfo {
@@ -30,11 +37,13 @@ struct DataSplits {
 };
 
 // Loads the configured data set. The validation split is a seeded random subset of the
-// training split; train_limit then keeps the first images of what remains.
+// training split; train_limit then keeps the first images of what remains (a seeded random subset
+// of an ImageFolder, whose files are grouped by class).
 DataSplits load_splits(const config::DataConfig& config, int64_t seed);
 
-// Static facts about a data set (shape, classes, normalization) without reading it.
-DatasetInfo dataset_info(const std::string& dataset);
+// Facts about the configured data set (shape, classes, normalization) without reading its
+// images (an ImageFolder's classes are its training folder's sub-folders).
+DatasetInfo dataset_info(const config::DataConfig& config);
 
 // A 64-bit seed derived from two others (splitmix64), for per-epoch and per-batch streams.
 uint64_t mix_seed(uint64_t a, uint64_t b);

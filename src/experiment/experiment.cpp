@@ -161,7 +161,7 @@ namespace {
 
 // Seconds per image of evaluation (forward, no gradient) for `config`'s model.
 double measure_eval_seconds(const config::ExperimentConfig& config, torch::Device device) {
-  const auto info = data::dataset_info(config.data.dataset);
+  const auto info = data::dataset_info(config.data);
   auto model = train::build_model(config, device);
   model->eval();
   torch::NoGradGuard no_grad;

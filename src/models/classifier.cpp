@@ -39,6 +39,24 @@ void ClassifierImpl::declare_point(const std::string& name, QuantPoint point) {
   points_.push_back(std::move(point));
 }
 
+void ClassifierImpl::declare_block(const std::string& prefix, torch::nn::Module& block) {
+  std::string conv_name;
+  std::shared_ptr<torch::nn::Module> conv;
+  for (const auto& item : block.named_modules("", /*include_self=*/false)) {
+    if (item.value()->as<torch::nn::Conv2d>()) {
+      if (conv) declare_layer(prefix + conv_name, conv, nullptr);
+      conv_name = item.key();
+      conv = item.value();
+    } else if (item.value()->as<torch::nn::BatchNorm2d>() && conv) {
+      declare_layer(prefix + conv_name, conv, item.value());
+      conv = nullptr;
+    } else if (auto* point = item.value()->as<QuantPointImpl>()) {
+      declare_point(prefix + item.key(), QuantPoint(std::static_pointer_cast<QuantPointImpl>(item.value())));
+    }
+  }
+  if (conv) declare_layer(prefix + conv_name, conv, nullptr);
+}
+
 void ClassifierImpl::initialize_weights() {
   torch::NoGradGuard no_grad;
   for (auto& module : modules(false)) {

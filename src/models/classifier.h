@@ -54,6 +54,9 @@ class ClassifierImpl : public torch::nn::Module {
   void declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
                      std::shared_ptr<torch::nn::Module> norm);
   void declare_point(const std::string& name, QuantPoint point);
+  // Declares a block's convolutions (each with the batch norm registered right after it) and
+  // its quantization points, in registration order, with `prefix` (e.g. "layer1.0.").
+  void declare_block(const std::string& prefix, torch::nn::Module& block);
 
   // He et al. (2015) fan-out normal init for convolutions, (1, 0) for batch norms, as
   // torchvision's ResNet and VGG do.

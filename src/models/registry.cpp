@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "models/resnet_cifar.h"
+#include "models/resnet_imagenet.h"
 #include "models/vgg.h"
 #include "util/errors.h"
 
@@ -15,7 +16,7 @@ int64_t cifar_resnet_depth(const std::string& name) {
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return 0;
   const int64_t depth = std::stoll(match[1]);
-  return (depth >= 8 && (depth - 2) % 6 == 0) ? depth : 0;
+  return (depth >= 8 && (depth - 2) % 6 == 0 && depth != 50) ? depth : 0;  // resnet50 is ImageNet's
 }
 
 std::vector<int64_t> scaled(std::vector<int64_t> channels, int64_t base, int64_t width) {
@@ -30,12 +31,14 @@ const std::vector<int64_t> kVgg16 = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 5
 }  // namespace
 
 bool is_known_model(const std::string& name) {
-  return cifar_resnet_depth(name) > 0 || name == "resnet18_cifar" || name == "vgg_like" || name == "vgg11_bn" ||
+  return cifar_resnet_depth(name) > 0 || name == "resnet18" || name == "resnet34" || name == "resnet50" ||
+         name == "resnet18_cifar" || name == "vgg_like" || name == "vgg11_bn" ||
          name == "vgg16_bn";
 }
 
 std::string known_models_text() {
-  return "resnet<6n+2> (resnet8, resnet20, resnet32, resnet56, ...), resnet18_cifar, vgg_like, vgg11_bn, vgg16_bn";
+  return "resnet<6n+2> (resnet8, resnet20, resnet32, resnet56, ...), resnet18_cifar, resnet18, resnet34, resnet50, "
+         "vgg_like, vgg11_bn, vgg16_bn";
 }
 
 Classifier make_model(const std::string& name, const InputSpec& input, int64_t width) {
@@ -53,6 +56,11 @@ Classifier make_model(const std::string& name, const InputSpec& input, int64_t w
         name, ResNetCifarOptions({2, 2, 2, 2}, {base, 2 * base, 4 * base, 8 * base})
                   .shortcut(Shortcut::kProjection)
                   .input(input));
+  }
+  if (name == "resnet18" || name == "resnet34" || name == "resnet50") {
+    const std::vector<int64_t> blocks = name == "resnet18" ? std::vector<int64_t>{2, 2, 2, 2} : std::vector<int64_t>{3, 4, 6, 3};
+    return std::make_shared<ResNetImageNetImpl>(
+        name, ResNetImageNetOptions(blocks).bottleneck(name == "resnet50").width(width > 0 ? width : 64).input(input));
   }
   if (name == "vgg_like")
     return std::make_shared<VggImpl>(name, VggOptions(scaled(kVggLike, 128, width), scaled({1024}, 128, width)).input(input));

@@ -68,12 +68,7 @@ ResNetCifarImpl::ResNetCifarImpl(std::string architecture, const ResNetCifarOpti
       const int64_t stride = (stage > 0 && i == 0) ? 2 : 1;
       BasicBlock block(in, channels[stage], stride, options.shortcut());
       stage_list->push_back(block);
-      const std::string prefix = "layer" + std::to_string(stage + 1) + "." + std::to_string(i) + ".";
-      declare_layer(prefix + "conv1", block->conv1.ptr(), block->bn1.ptr());
-      declare_point(prefix + "act1", block->act1);
-      declare_layer(prefix + "conv2", block->conv2.ptr(), block->bn2.ptr());
-      if (block->downsample) declare_layer(prefix + "downsample.0", block->downsample->ptr(0), block->downsample->ptr(1));
-      declare_point(prefix + "act2", block->act2);
+      declare_block("layer" + std::to_string(stage + 1) + "." + std::to_string(i) + ".", *block);
       blocks_.push_back(block);
       in = channels[stage];
     }

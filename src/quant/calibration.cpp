@@ -9,7 +9,7 @@ std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, c
   const int64_t count = std::min(config.quant.calibration_samples, splits.train.size());
   auto generator = at::detail::createCPUGenerator(data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1));
   const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, count);
-  const data::LabeledImages sample{splits.train.images.index_select(0, picks), splits.train.targets.index_select(0, picks)};
+  const data::LabeledImages sample = splits.train.select(picks);
   data::BatchOptions options;
   options.batch_size = config.data.eval_batch_size;
   data::EpochBatches batches(sample, splits.info, options, 0, device);

@@ -130,8 +130,9 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   const int64_t batch = config.data.eval_batch_size;
 
   const data::LabeledImages& images = evaluation_split(splits, options.split);
-  const auto float_logits = train::predict(model, images, splits.info, batch, device);
-  const auto reference = train::score(float_logits, images.targets);
+  const auto float_predictions = train::predict(model, images, splits.info, batch, device);
+  const auto& float_logits = float_predictions.logits;
+  const auto reference = train::score(float_logits, float_predictions.targets);
   if (config.quant.bn_fold) quant::fold_batch_norms(model);
   const auto gradients = first_order_gradients(model, images, splits.info, batch, device);
 
@@ -153,9 +154,9 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   for (size_t k = 0; k < configurations.size(); ++k) {
     const auto [w, a] = configurations[k];
     quantizer.apply(w, a);
-    const auto logits = train::predict(model, images, splits.info, batch, device);
+    const auto logits = train::predict(model, images, splits.info, batch, device).logits;
     const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
-    rows.push_back(row_json(w, a, train::score(logits, images.targets), mean_kl(float_logits, logits), bound));
+    rows.push_back(row_json(w, a, train::score(logits, float_predictions.targets), mean_kl(float_logits, logits), bound));
     rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
     quantizer.restore();
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());

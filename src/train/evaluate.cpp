@@ -4,7 +4,7 @@
 
 namespace qrobust::train {
 
-torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
+Predictions predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                       int64_t batch_size, torch::Device device) {
   const bool was_training = model.is_training();
   model.eval();
@@ -12,10 +12,15 @@ torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& 
   data::BatchOptions options;
   options.batch_size = batch_size;
   data::EpochBatches batches(split, info, options, 0, device);
-  std::vector<torch::Tensor> logits;
-  for (int64_t i = 0; i < batches.size(); ++i) logits.push_back(model.forward(batches.get(i).images).cpu());
+  std::vector<torch::Tensor> logits, targets;
+  for (int64_t i = 0; i < batches.size(); ++i) {
+    const auto batch = batches.get(i);
+    logits.push_back(model.forward(batch.images).cpu());
+    targets.push_back(batch.targets.cpu());
+  }
   model.train(was_training);
-  return logits.empty() ? torch::empty({0, 0}) : torch::cat(logits);
+  if (logits.empty()) return {torch::empty({0, 0}), torch::empty({0}, torch::kLong)};
+  return {torch::cat(logits), torch::cat(targets)};
 }
 
 EvalResult score(const torch::Tensor& logits, const torch::Tensor& targets) {
@@ -31,7 +36,8 @@ EvalResult score(const torch::Tensor& logits, const torch::Tensor& targets) {
 
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device) {
-  return score(predict(model, split, info, batch_size, device), split.targets);
+  const auto predictions = predict(model, split, info, batch_size, device);
+  return score(predictions.logits, predictions.targets);
 }
 
 }  // namespace qrobust::train

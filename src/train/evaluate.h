@@ -14,14 +14,19 @@ struct EvalResult {
   int64_t samples = 0;
 };
 
-// Logits for every image of the split, in order, on the CPU (eval mode, no gradients).
-torch::Tensor predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
+struct Predictions {
+  torch::Tensor logits;   // CPU, one row per image read
+  torch::Tensor targets;  // CPU, their labels (a JPEG split leaves out unreadable files)
+};
+
+// Logits for every image of the split, in order (eval mode, no gradients).
+Predictions predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                       int64_t batch_size, torch::Device device);
 
 // Loss and accuracies of logits against labels.
 EvalResult score(const torch::Tensor& logits, const torch::Tensor& targets);
 
-// score(predict(...), split.targets)
+// score() of predict()
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device);
 

@@ -30,7 +30,7 @@ std::string log_path(const std::string& run_dir) { return run_dir + "/train_log.
 std::string metrics_path(const std::string& run_dir) { return run_dir + "/metrics.json"; }
 
 models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device) {
-  const auto info = data::dataset_info(config.data.dataset);
+  const auto info = data::dataset_info(config.data);
   torch::manual_seed(static_cast<uint64_t>(config.seed));
   auto model = models::make_model(config.model.name, {info.channels, info.height, info.width, info.num_classes},
                                   config.model.width);
@@ -138,7 +138,7 @@ data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
 }  // namespace
 
 double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps) {
-  const auto info = data::dataset_info(config.data.dataset);
+  const auto info = data::dataset_info(config.data);
   auto model = build_model(config, device);
   const auto images = torch::randn({config.data.batch_size, info.channels, info.height, info.width},
                                    torch::TensorOptions().device(device));

@@ -50,11 +50,13 @@ void write_file_atomically(const std::string& path, const std::string& contents)
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw RuntimeFailure(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+  std::string contents(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(contents.data(), static_cast<std::streamsize>(contents.size())))
+    throw RuntimeFailure(path + ": cannot read: " + std::strerror(errno));
+  return contents;
 }
 
 }  // namespace qrobust::util

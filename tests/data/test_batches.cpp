@@ -29,8 +29,8 @@ TEST_CASE("random_crop_flip returns, for every image, a window of the padded ima
 
 TEST_CASE("epoch batches are deterministic under the seed, cover the split once and normalize") {
   auto [images, labels] = testing::synthetic_images(100, 3, 32, 3);
-  const data::LabeledImages split{images, labels};
-  const auto info = data::dataset_info("cifar10");
+  const data::LabeledImages split{images, labels, nullptr};
+  const auto info = data::dataset_info(config::DataConfig{});
   data::BatchOptions options;
   options.batch_size = 32;
   options.shuffle = true;

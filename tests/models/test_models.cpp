@@ -3,19 +3,15 @@
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "models/resnet_cifar.h"
+#include "test_support.h"
 
 using namespace qrobust;
 
-namespace {
-const std::vector<std::string> kShipped = {"resnet20", "resnet56", "resnet18_cifar", "vgg_like", "vgg11_bn", "vgg16_bn"};
-}
 
 TEST_CASE("every shipped model maps CIFAR and Fashion-MNIST shaped batches to class logits") {
   torch::NoGradGuard no_grad;
-  for (const auto& name : kShipped) {
+  for (const auto& [name, width] : testing::shipped_models()) {
     for (const auto& input : {models::InputSpec{3, 32, 32, 10}, models::InputSpec{1, 28, 28, 10}}) {
-      // Narrow widths keep the test fast; the structure is the same.
-      const int64_t width = name.rfind("resnet", 0) == 0 && name != "resnet18_cifar" ? 4 : 8;
       auto model = models::make_model(name, input, width);
       model->eval();
       const auto out = model->forward(torch::randn({2, input.channels, input.height, input.width}));
@@ -37,6 +33,32 @@ TEST_CASE("parameter counts match the published architectures") {
   const int64_t convs = 9 * (3 * 128 + 128 * 128 + 128 * 256 + 256 * 256 + 256 * 512 + 512 * 512);
   const int64_t norms = 2 * (128 * 2 + 256 * 2 + 512 * 2 + 1024);
   CHECK(models::make_model("vgg_like", cifar)->parameter_count() == convs + norms + 8192 * 1024 + 1024 * 10 + 10);
+}
+
+TEST_CASE("ImageNet ResNets have torchvision's parameter counts, names and shapes") {
+  const models::InputSpec imagenet{3, 224, 224, 1000};
+  // torchvision 0.14: sum(p.numel() for p in resnetN().parameters()) and len(state_dict()).
+  for (const auto& [name, parameters, tensors] : std::vector<std::tuple<std::string, int64_t, size_t>>{
+           {"resnet18", 11689512, 122}, {"resnet34", 21797672, 218}, {"resnet50", 25557032, 320}}) {
+    INFO(name);
+    auto model = models::make_model(name, imagenet);
+    CHECK(model->parameter_count() == parameters);
+    CHECK(model->named_parameters().size() + model->named_buffers().size() == tensors);
+  }
+  auto resnet50 = models::make_model("resnet50", imagenet);
+  const auto params = resnet50->named_parameters();
+  CHECK(params["conv1.weight"].sizes() == torch::IntArrayRef({64, 3, 7, 7}));
+  CHECK(params["layer2.0.conv2.weight"].sizes() == torch::IntArrayRef({128, 128, 3, 3}));  // v1.5: stride on the 3x3
+  CHECK(params["layer4.2.conv3.weight"].sizes() == torch::IntArrayRef({2048, 512, 1, 1}));
+  CHECK(params["layer3.0.downsample.0.weight"].sizes() == torch::IntArrayRef({1024, 512, 1, 1}));
+  CHECK(params["fc.weight"].sizes() == torch::IntArrayRef({1000, 2048}));
+  CHECK(resnet50->named_buffers()["layer1.0.bn3.num_batches_tracked"].numel() == 1);
+  CHECK(resnet50->quant_layers().size() == 1 + 48 + 4 + 1);  // stem, block convs, projections, fc
+  CHECK(resnet50->quant_points().size() == 1 + 1 + 16 * 3 + 1);
+  auto resnet18 = models::make_model("resnet18", imagenet, 16);
+  resnet18->eval();
+  torch::NoGradGuard no_grad;
+  CHECK(resnet18->forward(torch::randn({1, 3, 224, 224})).sizes() == torch::IntArrayRef({1, 1000}));
 }
 
 TEST_CASE("quantizable layers pair every conv with its batch norm and list every weight") {

@@ -3,13 +3,15 @@
 #include "models/registry.h"
 #include "quant/bn_fold.h"
 
+#include "test_support.h"
+
 using namespace qrobust;
 
 TEST_CASE("the BN-folded model computes what the unfolded model computes in eval mode, for every shipped model") {
-  for (const auto& name : {"resnet20", "resnet56", "resnet18_cifar", "vgg_like", "vgg11_bn", "vgg16_bn"}) {
+  for (const auto& [name, small_width] : testing::shipped_models()) {
     INFO(name);
     torch::manual_seed(2);
-    const int64_t width = std::string(name) == "resnet20" || std::string(name) == "resnet56" ? 8 : 16;
+    const int64_t width = 2 * small_width;
     auto model = models::make_model(name, {3, 32, 32, 10}, width);
     // Non-trivial statistics: a few training-mode passes, and random affine parameters.
     model->train();

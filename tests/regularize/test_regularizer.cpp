@@ -177,8 +177,7 @@ TEST_CASE("double backprop through batch norm in train mode matches finite diffe
 TEST_CASE("every penalty runs on every shipped model with batch norm in train mode") {
   const auto x = torch::randn({4, 3, 32, 32});
   const auto y = torch::randint(0, 10, {4}, torch::kLong);
-  for (const auto& name : {"resnet20", "resnet56", "resnet18_cifar", "vgg_like", "vgg11_bn", "vgg16_bn"}) {
-    const int64_t width = std::string(name) == "resnet20" || std::string(name) == "resnet56" ? 4 : 8;
+  for (const auto& [name, width] : testing::shipped_models()) {
     for (const auto& config : {penalty("grad_l1", 0.1, 0.1), penalty("grad_l2", 0.1, 0.1),
                                penalty("grad_l1", 0.1, 0.1, 0, "finite_difference"), penalty("dq_lipschitz", 0, 0, 0.01),
                                penalty("kurtosis", 0, 0, 0.01)}) {
