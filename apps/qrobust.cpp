@@ -15,6 +15,7 @@
 #include "sweep/sweep.h"
 #include "train/checkpoint.h"
 #include "train/console_observer.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/torchvision_import.h"
 #include "train/trainer.h"
@@ -44,6 +45,7 @@ struct TrainCommand {
   ConfigFlags config;
   std::string out_dir;
   bool resume = false;
+  train::DataParallel* parallel = nullptr;  // launched as one of several processes
 };
 
 struct EvalCommand {
@@ -94,13 +96,19 @@ int run_train(const TrainCommand& command) {
   train::TrainOptions options;
   options.run_dir = command.out_dir.empty() ? "runs/" + config.name : command.out_dir;
   options.resume = command.resume;
+  options.parallel = command.parallel;
+  const bool main_process = command.parallel == nullptr || command.parallel->is_main();
   train::ConsoleObserver observer;
-  options.observer = &observer;
+  if (main_process) options.observer = &observer;
   options.stop = &g_stop_requested;
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
-  spdlog::info("training {} ({} on {}) into {}", config.name, config.model.name, config.data.dataset, options.run_dir);
+  if (command.parallel)
+    spdlog::info("rank {} of {}", command.parallel->rank(), command.parallel->world_size());
+  if (main_process)
+    spdlog::info("training {} ({} on {}) into {}", config.name, config.model.name, config.data.dataset, options.run_dir);
   const auto metrics = train::train(config, options);
+  if (!main_process) return 0;
   spdlog::info("done: test accuracy {:.2f}% -> {}", metrics["test"]["accuracy"].get<double>(),
                train::metrics_path(options.run_dir));
   return 0;
@@ -145,6 +153,7 @@ int run_sweep(const SweepCommand& command) {
   if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
   if (ec) throw UsageError("--out: cannot create " + out_dir.string() + ": " + ec.message());
   const auto result = sweep::run_sweep(config, checkpoint, command.options);
+  if (command.options.parallel && !command.options.parallel->is_main()) return 0;
   sweep::write_sweep(result, out);
   spdlog::info("wrote {} (+ .md, .csv)", out);
   return 0;
@@ -313,6 +322,16 @@ int main(int argc, char** argv) {
   }
   try {
     util::warn_if_reference_blas();
+    // torchrun-style launches: RANK, WORLD_SIZE, ... in the environment (train/distributed.h).
+    std::unique_ptr<train::DataParallel> parallel;
+    if (const auto env = train::distributed_env()) {
+      if (!train_app->parsed() && !sweep_app->parsed())
+        throw UsageError("WORLD_SIZE is " + std::to_string(env->world_size) + ": only train and sweep-bits run as several processes");
+      parallel = std::make_unique<train::DataParallel>(*env);
+      train_command.parallel = parallel.get();
+      sweep_command.options.parallel = parallel.get();
+      sweep_command.options.progress = parallel->is_main();
+    }
     if (train_app->parsed()) return run_train(train_command);
     if (eval_app->parsed()) return run_eval(eval_command);
     if (bench_app->parsed()) return run_bench(bench_command);

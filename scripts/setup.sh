@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 packages=(g++ cmake make git pkg-config libtorch-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
-          catch2 zlib1g-dev libturbojpeg0-dev libjpeg62-turbo-dev dataset-fashion-mnist
+          catch2 zlib1g-dev libturbojpeg0-dev libjpeg62-turbo-dev libgloo-dev dataset-fashion-mnist
           # OpenBLAS instead of Debian's reference BLAS: double backprop is 2.3x faster with it.
           libopenblas0-openmp
           # Plots of experiment tables (qrobust run).

@@ -2,6 +2,7 @@
 
 #include "util/errors.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -101,8 +102,8 @@ EpochBatches::EpochBatches(const LabeledImages& split, const DatasetInfo& info, 
     auto generator = at::detail::createCPUGenerator(mix_seed(epoch_seed, 0));
     order_ = torch::randperm(n, generator, torch::kLong);
   }
-  num_batches_ = options.drop_last && n >= options.batch_size ? n / options.batch_size
-                                                              : (n + options.batch_size - 1) / options.batch_size;
+  const int64_t global_batch = options.batch_size * options.shards;
+  num_batches_ = options.drop_last && n >= global_batch ? n / global_batch : (n + global_batch - 1) / global_batch;
   const auto c = static_cast<int64_t>(info.mean.size());
   mean_ = torch::tensor(info.mean, torch::kFloat).view({1, c, 1, 1}).to(device);
   std_ = torch::tensor(info.std, torch::kFloat).view({1, c, 1, 1}).to(device);
@@ -110,8 +111,12 @@ EpochBatches::EpochBatches(const LabeledImages& split, const DatasetInfo& info, 
 
 EpochBatches::~EpochBatches() = default;
 
+int64_t EpochBatches::first_image(int64_t batch) const {
+  return (batch * options_.shards + options_.shard) * options_.batch_size;
+}
+
 int64_t EpochBatches::images_in(int64_t batch) const {
-  return std::min(options_.batch_size, split_.size() - batch * options_.batch_size);
+  return std::clamp<int64_t>(split_.size() - first_image(batch), 0, options_.batch_size);
 }
 
 Batch EpochBatches::get(int64_t batch) const {
@@ -127,9 +132,10 @@ Batch EpochBatches::get(int64_t batch) const {
 }
 
 Batch EpochBatches::make(int64_t batch) const {
-  const int64_t start = batch * options_.batch_size, count = images_in(batch);
+  const int64_t start = first_image(batch), count = images_in(batch);
   const auto index = order_.defined() ? order_.narrow(0, start, count) : torch::arange(start, start + count);
-  const uint64_t batch_seed = mix_seed(seed_, static_cast<uint64_t>(batch) + 1);
+  uint64_t batch_seed = mix_seed(seed_, static_cast<uint64_t>(batch) + 1);
+  if (options_.shard > 0) batch_seed = mix_seed(batch_seed, static_cast<uint64_t>(options_.shard));
   torch::Tensor images, targets;
   if (split_.files) {
     std::vector<int64_t> kept;

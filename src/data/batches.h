@@ -25,6 +25,9 @@ struct BatchOptions {
   bool drop_last = false;  // training drops a short last batch (batch norm needs > 1 sample)
   bool augment = false;
   int64_t crop_padding = 4;
+  // Data parallelism: each global batch holds batch_size * shards images, and this process
+  // gets the shard-th batch_size of them.
+  int64_t shard = 0, shards = 1;
 };
 
 class BatchPrefetcher;
@@ -42,6 +45,7 @@ class EpochBatches {
   Batch get(int64_t batch) const;
 
  private:
+  int64_t first_image(int64_t batch) const;  // position in the epoch order
   Batch make(int64_t batch) const;
 
   LabeledImages split_;

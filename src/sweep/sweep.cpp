@@ -9,6 +9,7 @@
 #include "quant/bn_fold.h"
 #include "quant/calibration.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
@@ -151,7 +152,10 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   rows.push_back(row_json(quant::kFloatBits, quant::kFloatBits, reference, 0.0, 0.0));
   rows.back()["config"] = "fp32";
   util::ProgressLine progress("sweep", static_cast<int64_t>(configurations.size()), "configs");
+  const int64_t rank = options.parallel ? options.parallel->rank() : 0;
+  const int64_t processes = options.parallel ? options.parallel->world_size() : 1;
   for (size_t k = 0; k < configurations.size(); ++k) {
+    if (static_cast<int64_t>(k) % processes != rank) continue;
     const auto [w, a] = configurations[k];
     quantizer.apply(w, a);
     const auto logits = train::predict(model, images, splits.info, batch, device).logits;
@@ -162,6 +166,19 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
   }
   if (options.progress) progress.finish();
+  if (options.parallel) {
+    // Rank r computed configurations r, r + P, ...: rank 0 puts the rows back in grid order.
+    options.parallel->publish("sweep_rows_" + std::to_string(rank), rows.dump());
+    if (rank != 0) return {{"rank", rank}};
+    std::vector<nlohmann::json> shares;
+    for (int64_t r = 0; r < processes; ++r) shares.push_back(nlohmann::json::parse(options.parallel->fetch("sweep_rows_" + std::to_string(r))));
+    nlohmann::json ordered = nlohmann::json::array({rows[0]});  // fp32 first
+    for (size_t k = 0; k < configurations.size(); ++k) {
+      const auto& share = shares[k % static_cast<size_t>(processes)];
+      ordered.push_back(share[1 + k / static_cast<size_t>(processes)]);
+    }
+    rows = std::move(ordered);
+  }
 
   const auto& q = config.quant;
   nlohmann::json header = {

@@ -17,6 +17,10 @@
 #include "data/datasets.h"
 #include "models/classifier.h"
 
+namespace qrobust::train {
+class DataParallel;
+}
+
 namespace qrobust::sweep {
 
 struct SweepOptions {
@@ -25,6 +29,9 @@ struct SweepOptions {
   bool pairs = false;  // zip the two lists instead of the full grid
   std::string split = "test";  // test | val (the held-out training images, for choosing hyperparameters)
   bool progress = true;
+  // Optional (train/distributed.h): configurations are shared out over the processes and the
+  // rows gathered on rank 0, the only one that gets the full document.
+  train::DataParallel* parallel = nullptr;
 };
 
 // The (weight bits, activation bits) configurations, after checking the lists.

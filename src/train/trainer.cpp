@@ -14,6 +14,7 @@
 #include "quant/quant_aware.h"
 #include "regularize/regularizer.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "util/atomic_file.h"
@@ -172,7 +173,13 @@ RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig&
 
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options) {
   const std::string config_yaml = config::to_yaml(config);
-  const std::string resume_from = prepare_run_dir(options, config, config_yaml);
+  DataParallel* parallel = options.parallel;
+  const bool main_process = parallel == nullptr || parallel->is_main();
+  // Rank 0 owns the run directory; the others only read the checkpoint it resumes from.
+  const std::string resume_from =
+      main_process ? prepare_run_dir(options, config, config_yaml)
+                   : (options.resume && fs::exists(checkpoint_path(options.run_dir)) ? checkpoint_path(options.run_dir) : "");
+  if (parallel) parallel->barrier();
   const torch::Device device = util::resolve_device(config.device);
   const int threads = util::configure_threads(config.threads);
 
@@ -188,7 +195,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     load_checkpoint(config.train.init_from, *model, nullptr);
     spdlog::info("initialized weights from {}", config.train.init_from);
   }
-  if (options.resume) trim_log(log_path(options.run_dir), start_epoch);
+  if (options.resume && main_process) trim_log(log_path(options.run_dir), start_epoch);
 
   data::BatchOptions batch_options;
   batch_options.batch_size = config.data.batch_size;
@@ -196,6 +203,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   batch_options.drop_last = true;
   batch_options.augment = config.data.augment;
   batch_options.crop_padding = config.data.crop_padding;
+  if (parallel) {
+    batch_options.shard = parallel->rank();
+    batch_options.shards = parallel->world_size();
+  }
 
   const auto plain = regularize::make_plain();
   const auto penalized = regularize::make_regularizer(config.regularizer);
@@ -235,6 +246,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
                                std::to_string(std::isfinite(result.cross_entropy) ? result.penalty : result.cross_entropy) +
                                " at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
                                kept_checkpoint(epoch) + " (lower train.lr or the penalty's lambda?)");
+      if (parallel) parallel->average_gradients(model->parameters());
       optimizer.step();
       const int64_t n = batch.targets.size(0);
       ce_sum += result.cross_entropy * static_cast<double>(n);
@@ -243,9 +255,26 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       images += n;
       if (options.observer) options.observer->on_step(step, images, loss);
     }
+    if (parallel) {
+      // Epoch totals over all processes, and one set of batch-norm statistics for every replica.
+      auto totals = torch::tensor({ce_sum, penalty_sum, static_cast<double>(correct.item<int64_t>()), static_cast<double>(images)},
+                                  torch::kDouble);
+      parallel->sum(totals);
+      ce_sum = totals[0].item<double>();
+      penalty_sum = totals[1].item<double>();
+      correct.fill_(static_cast<int64_t>(totals[2].item<double>()));
+      images = static_cast<int64_t>(totals[3].item<double>());
+      torch::NoGradGuard no_grad;
+      for (auto& buffer : model->buffers())
+        if (buffer.is_floating_point()) {
+          parallel->sum(buffer);
+          buffer.div_(static_cast<double>(parallel->world_size()));
+        }
+    }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     train_seconds += seconds;
     trained_images += images;
+    if (!main_process) continue;
 
     nlohmann::json record = {
         {"epoch", epoch + 1},
@@ -271,6 +300,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     if (options.observer) options.observer->on_epoch_end(record);
     last_record = std::move(record);
   }
+  if (!main_process) return {{"rank", parallel->rank()}, {"train_seconds_this_session", train_seconds}};
   // Figures of the final weights: from the last epoch's record, or evaluated when this session
   // trained nothing (a resumed run that was already complete).
   auto final_eval = [&](const char* key, const data::LabeledImages& split) {

@@ -43,11 +43,16 @@ class TrainObserver {
   virtual void on_epoch_end(const nlohmann::json& /*record*/) {}
 };
 
+class DataParallel;
+
 struct TrainOptions {
   std::string run_dir;
   bool resume = false;
   TrainObserver* observer = nullptr;        // optional
   const std::atomic<bool>* stop = nullptr;  // optional; checked before every step
+  // Optional (train/distributed.h): train on this process's shard of every batch, average
+  // gradients and batch-norm statistics over processes; only rank 0 evaluates and writes.
+  DataParallel* parallel = nullptr;
 };
 
 // Runs training to the configured number of epochs; returns the metrics.json content.
