@@ -50,7 +50,7 @@ void ClassifierImpl::declare_block(const std::string& prefix, torch::nn::Module&
     } else if (item.value()->as<torch::nn::BatchNorm2d>() && conv) {
       declare_layer(prefix + conv_name, conv, item.value());
       conv = nullptr;
-    } else if (auto* point = item.value()->as<QuantPointImpl>()) {
+    } else if (item.value()->as<QuantPointImpl>()) {
       declare_point(prefix + item.key(), QuantPoint(std::static_pointer_cast<QuantPointImpl>(item.value())));
     }
   }

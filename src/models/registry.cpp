@@ -2,8 +2,7 @@
 
 #include <regex>
 
-#include "models/resnet_cifar.h"
-#include "models/resnet_imagenet.h"
+#include "models/resnet.h"
 #include "models/vgg.h"
 #include "util/errors.h"
 
@@ -47,20 +46,24 @@ Classifier make_model(const std::string& name, const InputSpec& input, int64_t w
     const int64_t n = (depth - 2) / 6;
     const int64_t base = width > 0 ? width : 16;
     if (base % 2 != 0) throw UsageError("model.width: CIFAR ResNets need an even width, got " + std::to_string(base));
-    return std::make_shared<ResNetCifarImpl>(
-        name, ResNetCifarOptions({n, n, n}, {base, 2 * base, 4 * base}).shortcut(Shortcut::kZeroPad).input(input));
+    return std::make_shared<ResNetImpl>(
+        name, ResNetOptions({n, n, n}, {base, 2 * base, 4 * base}).shortcut(Shortcut::kZeroPad).input(input));
   }
   if (name == "resnet18_cifar") {
     const int64_t base = width > 0 ? width : 64;
-    return std::make_shared<ResNetCifarImpl>(
-        name, ResNetCifarOptions({2, 2, 2, 2}, {base, 2 * base, 4 * base, 8 * base})
+    return std::make_shared<ResNetImpl>(
+        name, ResNetOptions({2, 2, 2, 2}, {base, 2 * base, 4 * base, 8 * base})
                   .shortcut(Shortcut::kProjection)
                   .input(input));
   }
   if (name == "resnet18" || name == "resnet34" || name == "resnet50") {
     const std::vector<int64_t> blocks = name == "resnet18" ? std::vector<int64_t>{2, 2, 2, 2} : std::vector<int64_t>{3, 4, 6, 3};
-    return std::make_shared<ResNetImageNetImpl>(
-        name, ResNetImageNetOptions(blocks).bottleneck(name == "resnet50").width(width > 0 ? width : 64).input(input));
+    const int64_t base = width > 0 ? width : 64;
+    return std::make_shared<ResNetImpl>(name, ResNetOptions(blocks, {base, 2 * base, 4 * base, 8 * base})
+                                                  .shortcut(Shortcut::kProjection)
+                                                  .stem(Stem::kImageNet)
+                                                  .bottleneck(name == "resnet50")
+                                                  .input(input));
   }
   if (name == "vgg_like")
     return std::make_shared<VggImpl>(name, VggOptions(scaled(kVggLike, 128, width), scaled({1024}, 128, width)).input(input));

@@ -18,7 +18,7 @@ struct PyObject;
 using Object = std::shared_ptr<PyObject>;
 struct PyObject {
   enum class Kind { kMark, kNone, kBool, kInt, kFloat, kString, kTuple, kList, kDict, kGlobal, kStorage, kTensor };
-  Kind kind;
+  Kind kind = Kind::kNone;
   int64_t integer = 0;  // bool, int; storage: element count
   double number = 0;
   std::string text;  // string; global "module.name"; storage: record key
@@ -28,7 +28,11 @@ struct PyObject {
   torch::Tensor tensor;
 };
 
-Object make(PyObject::Kind kind) { return std::make_shared<PyObject>(PyObject{kind}); }
+Object make(PyObject::Kind kind) {
+  auto object = std::make_shared<PyObject>();
+  object->kind = kind;
+  return object;
+}
 
 c10::ScalarType storage_dtype(const std::string& storage_class) {
   static const std::map<std::string, c10::ScalarType> types = {

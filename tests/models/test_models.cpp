@@ -2,7 +2,6 @@
 
 #include "models/layer_ops.h"
 #include "models/registry.h"
-#include "models/resnet_cifar.h"
 #include "test_support.h"
 
 using namespace qrobust;
