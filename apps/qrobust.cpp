@@ -209,6 +209,7 @@ int run_import(const train::TorchvisionImport& request) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  util::configure_allocator();
   CLI::App app{"qrobust: train networks that stay accurate under post-training quantization, and measure it"};
   app.require_subcommand(0, 1);
   bool show_version = false;

@@ -1,9 +1,11 @@
 #include "util/runtime.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <thread>
 
@@ -16,6 +18,15 @@ int configure_threads(int64_t requested) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(threads);
   return at::get_num_threads();
+}
+
+void configure_allocator() {
+#ifdef __GLIBC__
+  // Blocks up to 32 MB (glibc's largest allowed threshold) come from the heap, not from mmap,
+  // and the heap is never trimmed, so freed memory stays mapped for the next step.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+#endif
 }
 
 torch::Device resolve_device(const std::string& name) {
