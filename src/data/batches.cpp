@@ -1,7 +1,5 @@
 #include "data/batches.h"
 
-#include "util/errors.h"
-
 #include <algorithm>
 #include <condition_variable>
 #include <exception>
@@ -9,6 +7,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include "util/errors.h"
 
 namespace qrobust::data {
 

@@ -1,9 +1,9 @@
 #include "data/datasets.h"
 
+#include <thread>
+
 #include "data/cifar10.h"
 #include "data/idx.h"
-
-#include <thread>
 
 namespace qrobust::data {
 

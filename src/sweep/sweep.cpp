@@ -171,7 +171,8 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
     options.parallel->publish("sweep_rows_" + std::to_string(rank), rows.dump());
     if (rank != 0) return {{"rank", rank}};
     std::vector<nlohmann::json> shares;
-    for (int64_t r = 0; r < processes; ++r) shares.push_back(nlohmann::json::parse(options.parallel->fetch("sweep_rows_" + std::to_string(r))));
+    for (int64_t r = 0; r < processes; ++r)
+      shares.push_back(nlohmann::json::parse(options.parallel->fetch("sweep_rows_" + std::to_string(r))));
     nlohmann::json ordered = nlohmann::json::array({rows[0]});  // fp32 first
     for (size_t k = 0; k < configurations.size(); ++k) {
       const auto& share = shares[k % static_cast<size_t>(processes)];
