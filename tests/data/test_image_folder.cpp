@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "data/batches.h"
 #include "data/cifar10.h"
@@ -200,6 +201,24 @@ TEST_CASE("JPEG batches are the same with any number of prefetching workers") {
     CHECK(torch::equal(serial[b].targets, parallel[b].targets));
   }
   CHECK(!torch::equal(serial[0].images, serial[1].images));
+}
+
+TEST_CASE("Prefetching workers run at most 2 x workers batches ahead of the consumer") {
+  testing::TempDir dir;
+  write_folder(dir.path(), "train", {"a", "b"}, 10, 40, 40);  // 20 images, 10 batches of 2
+  data::ImageFolder folder(dir.path(), "train", data::ImageFolderOptions().image_size(32).resize(32).workers(2));
+  const data::LabeledImages split{torch::Tensor(), folder.targets(), folder.files()};
+  const data::DatasetInfo info{"imagefolder", 3, 32, 32, 2, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}};
+  data::BatchOptions options;
+  options.batch_size = 2;
+  data::EpochBatches batches(split, info, options, 0, torch::kCPU);
+  REQUIRE(batches.get(0).targets.size(0) == 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // let the workers fill their window
+  // Batches made from here on find no files: only those already made (1..4) hold images.
+  fs::remove_all(dir.file("train"));
+  std::vector<int64_t> sizes;
+  for (int64_t b = 1; b < batches.size(); ++b) sizes.push_back(batches.get(b).targets.size(0));
+  CHECK(sizes == std::vector<int64_t>{2, 2, 2, 2, 0, 0, 0, 0, 0});
 }
 
 TEST_CASE("load_splits reads an ImageFolder tree with a held-out val split and a test folder") {
