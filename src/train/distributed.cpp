@@ -5,6 +5,7 @@
 #include "util/errors.h"
 
 #ifdef QROBUST_DISTRIBUTED
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -54,7 +55,7 @@ std::optional<DistributedEnv> distributed_env() {
 #ifdef QROBUST_DISTRIBUTED
 
 struct DataParallel::Engine {
-  c10::intrusive_ptr<c10d::TCPStore> store;
+  c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
 };
 
@@ -62,13 +63,13 @@ namespace {
 
 // A collective's failure names this process and says what it usually means.
 template <class Call>
-void collective(int64_t rank, const char* what, Call&& call) {
+void collective(int64_t rank, const std::string& what, Call&& call,
+                const char* likely_cause = "another process exited, was killed or stopped answering") {
   try {
     call();
   } catch (const std::exception& e) {  // c10::Error, or Gloo's own I/O exceptions
-    throw RuntimeFailure("rank " + std::to_string(rank) + ": " + what +
-                         " failed; another process exited, was killed or stopped answering (" + first_line(e.what()) +
-                         ")");
+    throw RuntimeFailure("rank " + std::to_string(rank) + ": " + what + " failed; " + likely_cause + " (" +
+                         first_line(e.what()) + ")");
   }
 }
 
@@ -76,18 +77,31 @@ void collective(int64_t rank, const char* what, Call&& call) {
 
 DataParallel::DataParallel(const DistributedEnv& env, std::chrono::milliseconds timeout)
     : env_(env), engine_(std::make_unique<Engine>()) {
-  collective(env.rank, "joining the process group", [&] {
+  const std::string address = env.master_addr + ":" + std::to_string(env.master_port);
+  collective(env.rank, "joining the process group at " + address, [&] {
+    // Under torchrun the agent already serves a store on MASTER_PORT: every worker is a client
+    // and keys live under the restart attempt's prefix, as torch.distributed does.
+    const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool use_agent_store = agent_store != nullptr && std::string(agent_store) == "True";
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(env.master_port);
-    options.isServer = env.rank == 0;
+    options.isServer = env.rank == 0 && !use_agent_store;
     options.numWorkers = static_cast<std::size_t>(env.world_size);
+    options.waitWorkers = !use_agent_store;
     options.timeout = timeout;
-    engine_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    auto tcp_store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    if (use_agent_store) {
+      const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+      engine_->store = c10::make_intrusive<c10d::PrefixStore>(
+          std::string("/worker/attempt_") + (attempt != nullptr ? attempt : "0"), tcp_store);
+    } else {
+      engine_->store = tcp_store;
+    }
     auto group_options = c10d::ProcessGroupGloo::Options::create(timeout);
     group_options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(env.master_addr == "localhost" ? "127.0.0.1" : env.master_addr));
     engine_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(engine_->store, static_cast<int>(env.rank),
                                                                  static_cast<int>(env.world_size), group_options);
-  });
+  }, "is MASTER_PORT free on rank 0 and reachable from the others, and did every rank start?");
 }
 
 DataParallel::~DataParallel() = default;

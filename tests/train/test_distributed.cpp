@@ -238,4 +238,22 @@ TEST_CASE("qrobust train on two processes: rank 0 writes the run; a killed rank 
   }
 }
 
+TEST_CASE("qrobust train runs under torchrun, with the agent's store", "[torchrun]") {
+  if (std::system("torchrun --help > /dev/null 2>&1") != 0) {
+    WARN("no torchrun (Debian: python3-torch): not checked");
+    return;
+  }
+  testing::TempDir data, dir;
+  testing::write_cifar10(data.path(), 64);
+  testing::write_bytes(dir.file("tiny.yaml"), config::to_yaml(testing::tiny_config(data.path(), 1)));
+  // --redirects/--tee 1: Debian's torchrun 1.13 on Python 3.11 fails with its default of 0.
+  const std::string command = "timeout 120 torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
+                              " --redirects 1 --tee 1 --no_python " + QROBUST_BINARY + " train --config " +
+                              dir.file("tiny.yaml") + " --out " + dir.file("run") + " > " + dir.file("log") + " 2>&1";
+  const int status = std::system(command.c_str());
+  INFO(util::read_file(dir.file("log")));
+  CHECK(status == 0);
+  CHECK(std::filesystem::exists(dir.file("run/metrics.json")));
+}
+
 #endif
