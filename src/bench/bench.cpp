@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "data/batches.h"
+#include "data/datasets.h"
 #include "data/image_folder.h"
 #include "data/jpeg.h"
 #include "models/layer_ops.h"
@@ -207,11 +208,14 @@ nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images) {
       std::ofstream(dir / (std::to_string(i) + ".jpg"), std::ios::binary) << data::encode_jpeg(synthetic_photo(i), 90);
     }
   }
-  const auto options = data::ImageFolderOptions().image_size(224).resize(256).workers(0);
+  config::DataConfig data_config;  // the defaults: 224 px, resize 256, ImageNet normalization
+  data_config.dataset = "imagefolder";
+  data_config.root = folder;
+  const auto info = data::dataset_info(data_config);
+  const auto options =
+      data::ImageFolderOptions().image_size(data_config.image_size).resize(data_config.resize).workers(0);
   data::ImageFolder dataset(folder, "train", options);
   const data::LabeledImages split{torch::Tensor(), dataset.targets(), dataset.files()};
-  const data::DatasetInfo info{"imagefolder", 3, 224, 224, static_cast<int64_t>(dataset.classes().size()),
-                               {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
   int64_t bytes = 0;
   for (int64_t i = 0; i < dataset.files()->size(); ++i) bytes += static_cast<int64_t>(fs::file_size(dataset.files()->path(i)));
 

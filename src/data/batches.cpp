@@ -134,6 +134,10 @@ Batch EpochBatches::get(int64_t batch) const {
 Batch EpochBatches::make(int64_t batch) const {
   const int64_t start = first_image(batch), count = images_in(batch);
   const auto index = order_.defined() ? order_.narrow(0, start, count) : torch::arange(start, start + count);
+  // In epoch order the batch is a contiguous slice: a view, no copy.
+  auto pick = [&](const torch::Tensor& all) {
+    return order_.defined() ? all.index_select(0, index) : all.narrow(0, start, count);
+  };
   uint64_t batch_seed = mix_seed(seed_, static_cast<uint64_t>(batch) + 1);
   if (options_.shard > 0) batch_seed = mix_seed(batch_seed, static_cast<uint64_t>(options_.shard));
   torch::Tensor images, targets;
@@ -142,10 +146,10 @@ Batch EpochBatches::make(int64_t batch) const {
     images = split_.files->load_batch(index, options_.augment, batch_seed, kept);
     if (options_.drop_last && kept.size() < 2)
       throw RuntimeFailure("training batch " + std::to_string(batch + 1) + " has fewer than 2 readable images");
-    targets = split_.targets.index_select(0, index).index_select(0, torch::tensor(kept, torch::kLong));
+    targets = pick(split_.targets).index_select(0, torch::tensor(kept, torch::kLong));
   } else {
-    images = split_.images.index_select(0, index);
-    targets = split_.targets.index_select(0, index);
+    images = pick(split_.images);
+    targets = pick(split_.targets);
     if (options_.augment) {
       auto generator = at::detail::createCPUGenerator(batch_seed);
       images = random_crop_flip(images, options_.crop_padding, generator);

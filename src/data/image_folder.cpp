@@ -85,10 +85,11 @@ void JpegFiles::load_into(int64_t i, std::mt19937_64* random, torch::Tensor& out
     const JpegSize full = jpeg_size(bytes);
     // Decodes at `scale` only the part of `region` (scaled pixels) that the resize reads.
     auto resize_from = [&](JpegScale scale, PixelWindow region, const ResizeGeometry& geometry, bool mirror) {
-      const PixelWindow source = resize_source(geometry);
+      const WindowResize resize(geometry);
+      const PixelWindow& source = resize.source();
       const auto pixels =
           decode_jpeg(bytes, scale, PixelWindow{region.top + source.top, region.left + source.left, source.height, source.width});
-      resize_window(pixels, geometry, mirror, out);
+      resize.apply(pixels, mirror, out);
     };
     if (random != nullptr) {
       const Box box = random_resized_crop(full.height, full.width, *random);

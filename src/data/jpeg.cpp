@@ -36,7 +36,8 @@ void on_message(j_common_ptr info, int level) {
 }
 
 // The plain-C part of a decode. No object with a destructor lives in this frame, so the
-// longjmp of a fatal error skips nothing; `out` belongs to the caller. Returns "" or the error.
+// longjmp of a fatal error skips nothing; `out` belongs to the caller. Returns "" or the error,
+// worded for the user.
 std::string decode_c(const std::string& bytes, JpegScale scale, const PixelWindow* region, torch::Tensor& out,
                      JpegSize& full) {
   jpeg_decompress_struct info;
@@ -45,14 +46,17 @@ std::string decode_c(const std::string& bytes, JpegScale scale, const PixelWindo
   errors.base.error_exit = on_error;
   errors.base.emit_message = on_message;
   errors.warning[0] = '\0';
+  volatile bool header_read = false;  // volatile: read after the longjmp
   if (setjmp(errors.jump)) {
     jpeg_destroy_decompress(&info);
-    return errors.message;
+    const char* what = header_read ? "corrupt JPEG (" : bytes.rfind("\xFF\xD8", 0) == 0 ? "unreadable JPEG header (" : "not a JPEG (";
+    return what + std::string(errors.message) + ")";
   }
   jpeg_create_decompress(&info);
   jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
   full = {info.image_width, info.image_height};
+  header_read = true;
   if (scale.num == 0) {  // header only
     jpeg_destroy_decompress(&info);
     return "";
@@ -103,7 +107,7 @@ JpegSize jpeg_size(const std::string& bytes) {
   torch::Tensor unused;
   JpegSize full;
   const std::string error = decode_c(bytes, {0, 1}, nullptr, unused, full);
-  if (!error.empty()) throw RuntimeFailure((bytes.rfind("\xFF\xD8", 0) == 0 ? "unreadable JPEG header (" : "not a JPEG (") + error + ")");
+  if (!error.empty()) throw RuntimeFailure(error);
   return full;
 }
 
@@ -120,11 +124,7 @@ torch::Tensor decode_jpeg(const std::string& bytes, JpegScale scale, std::option
   torch::Tensor pixels;
   JpegSize full;
   const std::string error = decode_c(bytes, scale, region ? &*region : nullptr, pixels, full);
-  if (!error.empty()) {
-    if (error.rfind("truncated", 0) == 0) throw RuntimeFailure(error);
-    throw RuntimeFailure((full.width == 0 ? (bytes.rfind("\xFF\xD8", 0) == 0 ? "unreadable JPEG header (" : "not a JPEG (")
-                                          : "corrupt JPEG (") + error + ")");
-  }
+  if (!error.empty()) throw RuntimeFailure(error);
   return pixels.contiguous();
 }
 

@@ -5,17 +5,8 @@
 #include <vector>
 
 namespace qrobust::data {
-namespace {
 
-// For each output index in [begin, begin + count): the first input index it reads and its
-// normalized triangle-filter weights (`stride` slots each, zero-padded).
-struct Taps {
-  std::vector<int64_t> first, size;
-  std::vector<float> weights;
-  int64_t stride = 0;
-};
-
-Taps taps(int64_t in, int64_t out, int64_t begin, int64_t count) {
+WindowResize::Taps WindowResize::taps(int64_t in, int64_t out, int64_t begin, int64_t count) {
   const double scale = static_cast<double>(in) / static_cast<double>(out);
   const double support = std::max(scale, 1.0);  // the bilinear filter's radius, widened when shrinking
   const double inverse = 1.0 / support;
@@ -40,43 +31,39 @@ Taps taps(int64_t in, int64_t out, int64_t begin, int64_t count) {
   return t;
 }
 
-}  // namespace
-
-PixelWindow resize_source(const ResizeGeometry& g) {
-  const Taps rows = taps(g.in_height, g.out_height, g.window.top, g.window.height);
-  const Taps columns = taps(g.in_width, g.out_width, g.window.left, g.window.width);
-  return {rows.first.front(), columns.first.front(), rows.first.back() + rows.size.back() - rows.first.front(),
-          columns.first.back() + columns.size.back() - columns.first.front()};
-}
-
-void resize_window(const torch::Tensor& source_pixels, const ResizeGeometry& geometry, bool mirror, torch::Tensor& out) {
+WindowResize::WindowResize(const ResizeGeometry& geometry) : geometry_(geometry) {
   const PixelWindow& window = geometry.window;
   TORCH_CHECK(window.top >= 0 && window.left >= 0 && window.height > 0 && window.width > 0 &&
                   window.top + window.height <= geometry.out_height && window.left + window.width <= geometry.out_width,
               "resize window outside the output");
-  const PixelWindow source = resize_source(geometry);
-  TORCH_CHECK(source_pixels.dim() == 3 && source_pixels.size(0) == source.height && source_pixels.size(1) == source.width &&
+  rows_ = taps(geometry.in_height, geometry.out_height, window.top, window.height);
+  columns_ = taps(geometry.in_width, geometry.out_width, window.left, window.width);
+  source_ = {rows_.first.front(), columns_.first.front(), rows_.first.back() + rows_.size.back() - rows_.first.front(),
+             columns_.first.back() + columns_.size.back() - columns_.first.front()};
+}
+
+void WindowResize::apply(const torch::Tensor& source_pixels, bool mirror, torch::Tensor& out) const {
+  const PixelWindow& window = geometry_.window;
+  TORCH_CHECK(source_pixels.dim() == 3 && source_pixels.size(0) == source_.height && source_pixels.size(1) == source_.width &&
                   source_pixels.size(2) == 3 && source_pixels.dtype() == torch::kUInt8,
               "resize_window wants the uint8 source part of the input");
   TORCH_CHECK(out.is_contiguous() && out.dtype() == torch::kUInt8 &&
                   out.sizes() == torch::IntArrayRef({3, window.height, window.width}),
               "resize_window: `out` must be contiguous uint8 3 x window");
   const auto pixels = source_pixels.contiguous();
-  const int64_t in_width = source.width;
+  const int64_t in_width = source_.width;
   const uint8_t* in = pixels.data_ptr<uint8_t>();
-  const Taps columns = taps(geometry.in_width, geometry.out_width, window.left, window.width);
-  const Taps rows = taps(geometry.in_height, geometry.out_height, window.top, window.height);
 
   // Horizontal pass over the source rows: float rows x window.width x 3.
-  std::vector<float> horizontal(static_cast<size_t>(source.height * window.width * 3));
-  for (int64_t y = 0; y < source.height; ++y) {
+  std::vector<float> horizontal(static_cast<size_t>(source_.height * window.width * 3));
+  for (int64_t y = 0; y < source_.height; ++y) {
     const uint8_t* line = in + y * in_width * 3;
     float* target = horizontal.data() + y * window.width * 3;
     for (int64_t j = 0; j < window.width; ++j) {
-      const uint8_t* p = line + (columns.first[static_cast<size_t>(j)] - source.left) * 3;
-      const float* w = columns.weights.data() + j * columns.stride;
+      const uint8_t* p = line + (columns_.first[static_cast<size_t>(j)] - source_.left) * 3;
+      const float* w = columns_.weights.data() + j * columns_.stride;
       float r = 0, g = 0, b = 0;
-      for (int64_t k = 0; k < columns.size[static_cast<size_t>(j)]; ++k, p += 3) {
+      for (int64_t k = 0; k < columns_.size[static_cast<size_t>(j)]; ++k, p += 3) {
         r += w[k] * p[0];
         g += w[k] * p[1];
         b += w[k] * p[2];
@@ -93,9 +80,9 @@ void resize_window(const torch::Tensor& source_pixels, const ResizeGeometry& geo
   std::vector<float> sums(static_cast<size_t>(window.width * 3));
   for (int64_t i = 0; i < window.height; ++i) {
     std::fill(sums.begin(), sums.end(), 0.0f);
-    const float* w = rows.weights.data() + i * rows.stride;
-    for (int64_t k = 0; k < rows.size[static_cast<size_t>(i)]; ++k) {
-      const float* line = horizontal.data() + (rows.first[static_cast<size_t>(i)] + k - source.top) * window.width * 3;
+    const float* w = rows_.weights.data() + i * rows_.stride;
+    for (int64_t k = 0; k < rows_.size[static_cast<size_t>(i)]; ++k) {
+      const float* line = horizontal.data() + (rows_.first[static_cast<size_t>(i)] + k - source_.top) * window.width * 3;
       for (int64_t x = 0; x < window.width * 3; ++x) sums[static_cast<size_t>(x)] += w[k] * line[x];
     }
     for (int64_t j = 0; j < window.width; ++j) {
@@ -109,10 +96,10 @@ void resize_window(const torch::Tensor& source_pixels, const ResizeGeometry& geo
 
 torch::Tensor resize_window(const torch::Tensor& pixels, int64_t out_height, int64_t out_width, PixelWindow window,
                             bool mirror) {
-  const ResizeGeometry geometry{pixels.size(0), pixels.size(1), out_height, out_width, window};
-  const PixelWindow source = resize_source(geometry);
+  const WindowResize resize({pixels.size(0), pixels.size(1), out_height, out_width, window});
+  const PixelWindow& source = resize.source();
   auto out = torch::empty({3, window.height, window.width}, torch::kUInt8);
-  resize_window(pixels.narrow(0, source.top, source.height).narrow(1, source.left, source.width), geometry, mirror, out);
+  resize.apply(pixels.narrow(0, source.top, source.height).narrow(1, source.left, source.width), mirror, out);
   return out;
 }
 

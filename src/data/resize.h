@@ -6,6 +6,8 @@
 // keeps.
 #include <torch/torch.h>
 
+#include <vector>
+
 #include "data/jpeg.h"
 
 namespace qrobust::data {
@@ -16,15 +18,34 @@ struct ResizeGeometry {
   PixelWindow window;
 };
 
-// The part of the input that the kept window reads (the filter's reach around it).
-PixelWindow resize_source(const ResizeGeometry& geometry);
+// One resize, planned once: the filter taps of every kept output row and column, and so the
+// part of the input they read.
+class WindowResize {
+ public:
+  explicit WindowResize(const ResizeGeometry& geometry);
 
-// Writes the window of the resized image, mirrored left-right if `mirror`, into `out`
-// (contiguous uint8 3 x window.height x window.width). `source_pixels` is uint8 h x w x 3 and
-// holds exactly the resize_source() part of the input.
-void resize_window(const torch::Tensor& source_pixels, const ResizeGeometry& geometry, bool mirror, torch::Tensor& out);
+  // The part of the input that the kept window reads (the filter's reach around it).
+  const PixelWindow& source() const { return source_; }
 
-// The same from the whole input image (uint8 H x W x 3), into a new tensor.
+  // Writes the window of the resized image, mirrored left-right if `mirror`, into `out`
+  // (contiguous uint8 3 x window.height x window.width). `source_pixels` is uint8 h x w x 3 and
+  // holds exactly the source() part of the input.
+  void apply(const torch::Tensor& source_pixels, bool mirror, torch::Tensor& out) const;
+
+ private:
+  struct Taps {
+    std::vector<int64_t> first, size;  // per output index: first input index read, how many
+    std::vector<float> weights;        // normalized triangle-filter weights, `stride` slots each
+    int64_t stride = 0;
+  };
+  static Taps taps(int64_t in, int64_t out, int64_t begin, int64_t count);
+
+  ResizeGeometry geometry_;
+  Taps rows_, columns_;
+  PixelWindow source_;
+};
+
+// The window of the resized whole input image (uint8 H x W x 3), into a new tensor.
 torch::Tensor resize_window(const torch::Tensor& pixels, int64_t out_height, int64_t out_width, PixelWindow window,
                             bool mirror = false);
 

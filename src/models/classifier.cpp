@@ -29,6 +29,12 @@ int64_t ClassifierImpl::parameter_count() const {
   return count;
 }
 
+torch::OrderedDict<std::string, torch::Tensor> ClassifierImpl::state() const {
+  auto tensors = named_parameters();
+  for (const auto& item : named_buffers()) tensors.insert(item.key(), item.value());
+  return tensors;
+}
+
 void ClassifierImpl::declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
                                    std::shared_ptr<torch::nn::Module> norm) {
   layers_.push_back({name, std::move(layer), std::move(norm)});

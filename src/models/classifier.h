@@ -48,6 +48,8 @@ class ClassifierImpl : public torch::nn::Module {
 
   void set_quant_point_mode(QuantPointMode mode);
   int64_t parameter_count() const;
+  // Parameters, then buffers, by name: what a state dict holds.
+  torch::OrderedDict<std::string, torch::Tensor> state() const;
 
  protected:
   // Constructors declare, in forward order, the weight layers and points they registered.

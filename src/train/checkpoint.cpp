@@ -30,15 +30,8 @@ typename StateMap::key_type state_key(const StateMap&, const torch::Tensor& para
 
 c10::Dict<std::string, torch::Tensor> model_state(const models::ClassifierImpl& model) {
   c10::Dict<std::string, torch::Tensor> state;
-  for (const auto& item : model.named_parameters()) state.insert(item.key(), item.value().detach().cpu());
-  for (const auto& item : model.named_buffers()) state.insert(item.key(), item.value().detach().cpu());
+  for (const auto& item : model.state()) state.insert(item.key(), item.value().detach().cpu());
   return state;
-}
-
-std::string shape_text(c10::IntArrayRef shape) {
-  std::string text;
-  for (auto d : shape) text += (text.empty() ? "" : "x") + std::to_string(d);
-  return text;
 }
 
 c10::impl::GenericDict read_dict(const std::string& path) {
@@ -68,6 +61,12 @@ CheckpointInfo info_from(const c10::impl::GenericDict& dict) {
 }
 
 }  // namespace
+
+std::string shape_text(c10::IntArrayRef shape) {
+  std::string text;
+  for (auto d : shape) text += (text.empty() ? "" : "x") + std::to_string(d);
+  return text;
+}
 
 void save_checkpoint(const std::string& path, const models::ClassifierImpl& model, const torch::optim::SGD* optimizer,
                      int64_t epoch, const std::string& config_yaml) {
@@ -110,8 +109,7 @@ CheckpointInfo load_checkpoint(const std::string& path, models::ClassifierImpl& 
                      model.architecture() + " (" + std::to_string(input.num_classes) + " classes, input " +
                      shape_text(expected_shape) + ")");
   const auto saved = c10::impl::toTypedDict<std::string, torch::Tensor>(dict.at("model").toGenericDict());
-  auto named = model.named_parameters();
-  for (const auto& item : model.named_buffers()) named.insert(item.key(), item.value());
+  auto named = model.state();
   if (static_cast<size_t>(saved.size()) != named.size())
     throw UsageError(path + ": checkpoint holds " + std::to_string(saved.size()) + " tensors, the model has " +
                      std::to_string(named.size()) + " (a different width or variant?)");

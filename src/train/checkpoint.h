@@ -21,6 +21,9 @@ struct CheckpointInfo {
   std::string config_yaml;           // the resolved config that produced it
 };
 
+// A tensor shape as errors print it, e.g. "64x3x7x7".
+std::string shape_text(c10::IntArrayRef shape);
+
 void save_checkpoint(const std::string& path, const models::ClassifierImpl& model, const torch::optim::SGD* optimizer,
                      int64_t epoch, const std::string& config_yaml);
 

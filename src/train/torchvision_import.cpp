@@ -14,12 +14,6 @@
 namespace qrobust::train {
 namespace {
 
-std::string shape_text(c10::IntArrayRef shape) {
-  std::string text;
-  for (auto d : shape) text += (text.empty() ? "" : "x") + std::to_string(d);
-  return text;
-}
-
 // The state dict's tensors; a "module." prefix (nn.DataParallel) is dropped.
 std::map<std::string, torch::Tensor> read_state_dict(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw UsageError(path + ": state dict not found");
@@ -54,8 +48,7 @@ ImportedWeights import_torchvision(const TorchvisionImport& request) {
   auto model = models::make_model(request.model, {3, request.image_size, request.image_size, imported.num_classes},
                                   config.model.width);
 
-  auto named = model->named_parameters();
-  for (const auto& item : model->named_buffers()) named.insert(item.key(), item.value());
+  auto named = model->state();
   for (const auto& item : named) {
     const auto found = state.find(item.key());
     if (found == state.end())

@@ -210,7 +210,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
 
   const auto plain = regularize::make_plain();
   const auto penalized = regularize::make_regularizer(config.regularizer);
-  const auto probe = probe_batch(splits, device);
+  const auto probe = main_process ? probe_batch(splits, device) : data::Batch{};  // only rank 0 logs norms
   const auto quant_aware = make_quant_aware(config, *model);
   const auto calibration = quant_aware ? quant::calibration_batches(splits, config, device) : std::vector<torch::Tensor>();
 
