@@ -287,6 +287,9 @@ int main(int argc, char** argv) {
   bench_app->add_option("--regularizer", bench_penalty.name, "also time a penalized step: grad_l1, grad_l2, dq_lipschitz, kurtosis")
       ->check(CLI::IsMember({"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"}))
       ->group("Penalty");
+  bench_app->add_option("--alternate", bench_options.alternate_rounds,
+                        "also time ROUNDS alternating rounds of plain and penalized steps; report the median ratio")
+      ->group("Penalty");
   bench_app->add_option("--method", bench_penalty.method, "double_backprop or finite_difference")
       ->check(CLI::IsMember({"double_backprop", "finite_difference"}))
       ->group("Penalty");

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -68,6 +69,8 @@ struct MemoryWindow {
 nlohmann::json run_benchmark(const BenchOptions& options) {
   if (options.batch < 2) throw UsageError("--batch: must be at least 2, got " + std::to_string(options.batch));
   if (options.steps < 1) throw UsageError("--steps: must be at least 1, got " + std::to_string(options.steps));
+  if (options.alternate_rounds < 0)
+    throw UsageError("--alternate: must be 0 or more, got " + std::to_string(options.alternate_rounds));
   if (!models::is_known_model(options.model))
     throw UsageError("--model: unknown model \"" + options.model + "\" (known: " + models::known_models_text() + ")");
   const torch::Device device = util::resolve_device(options.device);
@@ -82,16 +85,20 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
   const auto batch = static_cast<double>(options.batch);
-  // One timed phase of training steps with the given regularizer.
-  auto train_phase = [&](regularize::Regularizer& regularizer) {
-    model->train();
-    MemoryWindow memory;
-    const double seconds = seconds_per_step(options.warmup_steps, options.steps, [&] {
+  // Seconds per training step with the given regularizer.
+  auto train_seconds = [&](regularize::Regularizer& regularizer, int64_t warmup) {
+    return seconds_per_step(warmup, options.steps, [&] {
       optimizer.zero_grad();
       regularizer.step(*model, images, targets);
       optimizer.step();
       sync();
     });
+  };
+  // One timed phase of training steps with the given regularizer.
+  auto train_phase = [&](regularize::Regularizer& regularizer) {
+    model->train();
+    MemoryWindow memory;
+    const double seconds = train_seconds(regularizer, options.warmup_steps);
     auto result = memory.result();
     result["step_seconds"] = seconds;
     result["images_per_second"] = batch / seconds;
@@ -116,11 +123,23 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     out["penalized"]["lambda_a"] = options.regularizer.lambda_a;
     out["penalized"]["lambda"] = options.regularizer.lambda;
     if (options.compare_layer_ops) {
-      models::set_fast_conv(false);
-      auto& libtorch = out["penalized_libtorch_conv"] = train_phase(*penalized);
-      models::set_fast_conv(true);
+      models::set_custom_layer_ops(false);
+      auto& libtorch = out["penalized_libtorch_layers"] = train_phase(*penalized);
+      models::set_custom_layer_ops(true);
       libtorch["time_ratio"] = libtorch["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
       libtorch["peak_rss_ratio"] = libtorch["peak_rss_bytes"].get<double>() / out["plain"]["peak_rss_bytes"].get<double>();
+    }
+    if (options.alternate_rounds > 0) {
+      model->train();
+      std::vector<double> ratios;
+      for (int64_t round = 0; round < options.alternate_rounds; ++round) {
+        const double plain_seconds = train_seconds(*plain, 0);
+        ratios.push_back(train_seconds(*penalized, 0) / plain_seconds);
+      }
+      std::sort(ratios.begin(), ratios.end());
+      out["alternating"] = {{"rounds", options.alternate_rounds},
+                            {"round_ratios", ratios},
+                            {"median_time_ratio", ratios[ratios.size() / 2]}};
     }
     out["time_ratio"] = out["penalized"]["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
     out["peak_rss_ratio"] =

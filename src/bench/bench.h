@@ -18,9 +18,13 @@ struct BenchOptions {
   int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
   config::RegularizerConfig regularizer;  // name "none": plain step and inference only
-  // Also time the penalized step with LibTorch's own convolution double backward
-  // (models/layer_ops.h), for before/after figures from one run.
+  // Also time the penalized step with LibTorch's own convolution, batch norm and ReLU instead of
+  // models/layer_ops.h, for before/after figures from one run.
   bool compare_layer_ops = false;
+  // With a regularizer: also time this many rounds of `steps` plain then `steps` penalized steps
+  // and report the median of the rounds' ratios, which drifts in machine speed affect less than
+  // the ratio of two phases run one after the other.
+  int64_t alternate_rounds = 0;
 };
 
 nlohmann::json run_benchmark(const BenchOptions& options);

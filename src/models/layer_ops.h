@@ -1,19 +1,30 @@
 #pragma once
-// Convolution as the models apply it, with a gradient that is itself cheap to differentiate.
-// The gradient-norm penalties differentiate every convolution's gradient (double backprop);
-// LibTorch's own double backward of a convolution computes one of its terms as a transposed
-// convolution on the reference kernel (slow_conv_transpose2d) on CPU. Here every term of the
-// first and second derivative is a forward convolution or a first-order convolution backward
-// (oneDNN kernels). Values and first-order gradients are those of torch::conv2d (the same
-// kernels), so plain training is unchanged.
+// Convolution, batch norm and ReLU as the models apply them, with gradients that are themselves
+// cheap to differentiate. The gradient-norm penalties differentiate every layer's gradient (double
+// backprop). LibTorch's own double backward computes one term of a convolution's as a
+// transposed convolution on the reference kernel (slow_conv_transpose2d) on CPU, and a
+// training-mode batch norm's as about 37 separate element-wise operations. Here every term of a
+// convolution's first and second derivative is a forward convolution or a first-order
+// convolution backward (oneDNN kernels), and a batch norm's second derivative is written out
+// (two fused reductions, five element-wise passes). Values and first-order gradients come from
+// the same kernels as torch::conv2d, torch::batch_norm and torch::relu, so plain training is
+// unchanged.
 #include <torch/torch.h>
 
 namespace qrobust::models {
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv);
 
+// The module's forward, with its running statistics updated the same way. Only training mode
+// differs from norm.forward(input), and only in how it is differentiated.
+torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm1dImpl& norm);
+torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl& norm);
+
+// relu(x); its double backward skips LibTorch's explicit zero gradient for x.
+torch::Tensor relu(const torch::Tensor& input);
+
 // Process-wide switch (on by default) so that `qrobust bench --compare-layer-ops` can time
-// this against LibTorch's own convolution in one run.
-void set_fast_conv(bool enabled);
+// these against LibTorch's own modules in one run.
+void set_custom_layer_ops(bool enabled);
 
 }  // namespace qrobust::models

@@ -16,7 +16,7 @@ torch::nn::Sequential projection(int64_t in, int64_t out, int64_t stride) {
 }
 
 torch::Tensor project(torch::nn::Sequential& downsample, const torch::Tensor& x) {
-  return downsample->ptr(1)->as<torch::nn::BatchNorm2d>()->forward(conv2d(x, *downsample->ptr(0)->as<torch::nn::Conv2d>()));
+  return batch_norm(conv2d(x, *downsample->ptr(0)->as<torch::nn::Conv2d>()), *downsample->ptr(1)->as<torch::nn::BatchNorm2d>());
 }
 
 }  // namespace
@@ -39,8 +39,8 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t out_channels, int64_
 }
 
 torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
-  auto out = act1(torch::relu(bn1(conv2d(x, *conv1))));
-  out = bn2(conv2d(out, *conv2));
+  auto out = act1(models::relu(batch_norm(conv2d(x, *conv1), *bn1)));
+  out = batch_norm(conv2d(out, *conv2), *bn2);
   torch::Tensor identity = x;
   if (downsample) {
     identity = project(downsample, x);
@@ -50,7 +50,7 @@ torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
                         Slice(torch::indexing::None, torch::indexing::None, stride_)});
     identity = F::pad(identity, F::PadFuncOptions({0, 0, 0, 0, pad_channels_, pad_channels_}));
   }
-  return act2(torch::relu(out + identity));
+  return act2(models::relu(out + identity));
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t channels, int64_t stride) {
@@ -69,10 +69,10 @@ BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t channels, int64_t st
 }
 
 torch::Tensor BottleneckImpl::forward(torch::Tensor x) {
-  auto out = act1(torch::relu(bn1(conv2d(x, *conv1))));
-  out = act2(torch::relu(bn2(conv2d(out, *conv2))));
-  out = bn3(conv2d(out, *conv3));
-  return act3(torch::relu(out + (downsample ? project(downsample, x) : x)));
+  auto out = act1(models::relu(batch_norm(conv2d(x, *conv1), *bn1)));
+  out = act2(models::relu(batch_norm(conv2d(out, *conv2), *bn2)));
+  out = batch_norm(conv2d(out, *conv3), *bn3);
+  return act3(models::relu(out + (downsample ? project(downsample, x) : x)));
 }
 
 ResNetImpl::ResNetImpl(std::string architecture, const ResNetOptions& options)
@@ -115,7 +115,7 @@ ResNetImpl::ResNetImpl(std::string architecture, const ResNetOptions& options)
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor images) {
-  auto x = stem_act_(torch::relu(bn1_(conv2d(input_point_(images), *conv1_))));
+  auto x = stem_act_(models::relu(batch_norm(conv2d(input_point_(images), *conv1_), *bn1_)));
   if (stem_ == Stem::kImageNet) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   for (auto& block : blocks_) x = block.forward(x);
   x = pooled_point_(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1));

@@ -52,13 +52,13 @@ torch::Tensor VggImpl::forward(torch::Tensor images) {
       x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2).ceil_mode(true));
       continue;
     }
-    x = unit.act(torch::relu(
-        unit.norm->as<torch::nn::BatchNorm2d>()->forward(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()))));
+    x = unit.act(models::relu(
+        batch_norm(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()), *unit.norm->as<torch::nn::BatchNorm2d>())));
   }
   x = x.flatten(1);
   for (auto& unit : classifier_)
-    x = unit.act(torch::relu(
-        unit.norm->as<torch::nn::BatchNorm1d>()->forward(unit.layer->as<torch::nn::Linear>()->forward(x))));
+    x = unit.act(models::relu(
+        batch_norm(unit.layer->as<torch::nn::Linear>()->forward(x), *unit.norm->as<torch::nn::BatchNorm1d>())));
   return fc_(x);
 }
 

@@ -126,3 +126,76 @@ TEST_CASE("the models' convolution equals LibTorch's in value, gradient and seco
   const auto a = second_order(ours), b = second_order(reference);
   for (size_t i = 0; i < a.size(); ++i) CHECK(torch::allclose(a[i], b[i], 1e-9, 1e-9));
 }
+
+TEST_CASE("the models' batch norm equals LibTorch's in value, running statistics and second derivative") {
+  torch::manual_seed(11);
+  const auto f64 = torch::dtype(torch::kDouble);
+  torch::nn::BatchNorm2d ours_2d(5), reference_2d(5);
+  torch::nn::BatchNorm1d ours_1d(5), reference_1d(5);
+  const std::vector<std::tuple<torch::nn::Module*, torch::nn::Module*, torch::Tensor>> cases = {
+      {ours_2d.get(), reference_2d.get(), torch::randn({4, 5, 3, 3}, f64) * 2 + 1},
+      {ours_1d.get(), reference_1d.get(), torch::randn({6, 5}, f64) * 2 + 1}};
+  for (const auto& [ours_module, reference_module, data] : cases) {
+    const bool is_2d = data.dim() == 4;
+    INFO((is_2d ? "BatchNorm2d" : "BatchNorm1d"));
+    ours_module->to(torch::kDouble);
+    reference_module->to(torch::kDouble);
+    {
+      torch::NoGradGuard no_grad;  // γ, β away from their 1, 0 defaults, the same in both
+      const auto gamma = torch::randn({5}, f64), beta = torch::randn({5}, f64);
+      for (auto* module : {ours_module, reference_module}) {
+        module->named_parameters()["weight"].copy_(gamma);
+        module->named_parameters()["bias"].copy_(beta);
+      }
+    }
+    const auto x = data.clone().requires_grad_(true);
+    auto forward = [&](torch::nn::Module* module, bool custom) {
+      if (is_2d) {
+        auto& norm = *module->as<torch::nn::BatchNorm2d>();
+        return custom ? models::batch_norm(x, norm) : norm.forward(x);
+      }
+      auto& norm = *module->as<torch::nn::BatchNorm1d>();
+      return custom ? models::batch_norm(x, norm) : norm.forward(x);
+    };
+    const auto y_ours = forward(ours_module, true), y_reference = forward(reference_module, false);
+    CHECK(torch::allclose(y_ours, y_reference, 1e-12, 1e-12));
+    for (const auto& name : {"running_mean", "running_var", "num_batches_tracked"})
+      CHECK(torch::equal(ours_module->named_buffers()[name], reference_module->named_buffers()[name]));
+
+    // A scalar of every first derivative (input, γ, β), differentiated again with respect to the
+    // input, γ and β: exercises every term of the second derivative.
+    const auto weights = torch::randn_like(y_ours);
+    auto second_order = [&](const torch::Tensor& y, torch::nn::Module* module) {
+      const auto gamma = module->named_parameters()["weight"], beta = module->named_parameters()["bias"];
+      const auto first = torch::autograd::grad({(y.pow(3) * weights).sum()}, {x, gamma, beta}, {}, true, true);
+      const auto penalty = first[0].abs().sum() + first[1].pow(2).sum() + (first[2] * first[2].sin()).sum();
+      auto out = torch::autograd::grad({penalty}, {x, gamma, beta});
+      out.insert(out.end(), first.begin(), first.end());
+      return out;
+    };
+    const auto a = second_order(y_ours, ours_module), b = second_order(y_reference, reference_module);
+    const char* names[] = {"d/dx", "d/dγ", "d/dβ", "dx", "dγ", "dβ"};
+    for (size_t i = 0; i < a.size(); ++i) {
+      INFO(names[i]);
+      CHECK(torch::allclose(a[i], b[i], 1e-9, 1e-9));
+    }
+  }
+}
+
+TEST_CASE("the models' ReLU equals LibTorch's in value, gradient and second derivative") {
+  torch::manual_seed(12);
+  const auto x = torch::randn({4, 3, 5, 5}, torch::dtype(torch::kDouble).requires_grad(true));
+  const auto weights = torch::randn({4, 3, 5, 5}, torch::kDouble);
+  // The loss also depends on x directly, so that the gradient reaching the ReLU does not vanish
+  // where the ReLU is off: a second derivative that forgot the mask would differ there.
+  auto derivatives = [&](const torch::Tensor& y) {
+    const auto first = torch::autograd::grad({(y * x.sin() * weights).sum()}, {x}, {}, true, true)[0];
+    return std::make_pair(first, torch::autograd::grad({(first * weights).sum() + first.pow(2).sum()}, {x})[0]);
+  };
+  const auto ours = models::relu(x), reference = torch::relu(x);
+  CHECK(torch::equal(ours, reference));
+  const auto [first_ours, second_ours] = derivatives(ours);
+  const auto [first_reference, second_reference] = derivatives(reference);
+  CHECK(torch::equal(first_ours, first_reference));
+  CHECK(torch::allclose(second_ours, second_reference, 1e-12, 1e-12));
+}
