@@ -150,7 +150,7 @@ class GradientNormFiniteDifference : public Regularizer {
       PointModeGuard reset_points_after(model, QuantPointMode::kOff);
       for (size_t i = 0; i < activations.size(); ++i) {
         activations[i].first->set_mode(QuantPointMode::kPerturb);
-        activations[i].first->set_perturbation(activation_directions[i] * (h * lambda_a_ / kappa));
+        activations[i].first->set_perturbation(activation_directions[i].mul_(h * lambda_a_ / kappa));
       }
       F::cross_entropy(model.forward(images), targets).backward();
     }
