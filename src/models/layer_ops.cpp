@@ -121,8 +121,6 @@ struct NormState {
   double momentum = 0, eps = 0;
 };
 
-class BatchNormGrad;
-
 // y = γ (x − mean) / σ + β with the batch's statistics (training mode).
 class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
  public:
