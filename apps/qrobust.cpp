@@ -12,6 +12,9 @@
 #include "config/config.h"
 #include "data/datasets.h"
 #include "experiment/experiment.h"
+#include "quant/quantizer.h"
+#include "report/sensitivity.h"
+#include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "train/checkpoint.h"
 #include "train/console_observer.h"
@@ -132,6 +135,14 @@ int run_eval(const EvalCommand& command) {
   return 0;
 }
 
+// The folder an --out file goes into.
+void create_parent_directories(const std::string& out) {
+  const auto out_dir = std::filesystem::path(out).parent_path();
+  std::error_code ec;
+  if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
+  if (ec) throw UsageError("--out: cannot create " + out_dir.string() + ": " + ec.message());
+}
+
 struct SweepCommand {
   ConfigFlags config;
   std::string run_dir;
@@ -148,14 +159,38 @@ int run_sweep(const SweepCommand& command) {
   if (out.empty())
     out = command.run_dir.empty() ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sweep.json"
                                   : command.run_dir + "/sweep.json";
-  const auto out_dir = std::filesystem::path(out).parent_path();
-  std::error_code ec;
-  if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
-  if (ec) throw UsageError("--out: cannot create " + out_dir.string() + ": " + ec.message());
+  create_parent_directories(out);
   const auto result = sweep::run_sweep(config, checkpoint, command.options);
   if (command.options.parallel && !command.options.parallel->is_main()) return 0;
   sweep::write_sweep(result, out);
   spdlog::info("wrote {} (+ .md, .csv)", out);
+  return 0;
+}
+
+struct SensitivityCommand {
+  ConfigFlags config;
+  std::string run_dir;
+  std::string checkpoint;
+  std::string out;
+  sweep::SensitivityOptions options;
+};
+
+int run_sensitivity(const SensitivityCommand& command) {
+  const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "sensitivity");
+  quant::check_bits(command.options.bits, "--bits");
+  if (command.options.bits == quant::kFloatBits) throw UsageError("--bits: 32 is float; choose 2..16");
+  const auto config = config_for_checkpoint(checkpoint, command.config);
+  std::string out = command.out;
+  if (out.empty())
+    out = command.run_dir.empty()
+              ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sensitivity.json"
+              : command.run_dir + "/sensitivity_w" + std::to_string(command.options.bits) + "_" + command.options.split + ".json";
+  create_parent_directories(out);
+  const auto result = sweep::run_sensitivity(config, checkpoint, command.options);
+  std::string warning;
+  report::write_sensitivity(result, out, warning);
+  if (!warning.empty()) spdlog::warn("{}", warning);
+  spdlog::info("wrote {} (+ .md, .csv and a chart)", out);
   return 0;
 }
 
@@ -245,9 +280,27 @@ int main(int argc, char** argv) {
   sweep_app->add_option("--split", sweep_command.options.split, "test, or val (held-out training images)")
       ->check(CLI::IsMember({"test", "val"}))
       ->group("Data");
+  sweep_app->add_option("--calibration-draws", sweep_command.options.calibration_draws,
+                        "independent seeded calibration samples; rows report mean, std, min and max (default 1)")
+      ->group("Grid");
   sweep_app->add_option("--out", sweep_command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
       ->group("Output");
   add_config_flags(sweep_app, sweep_command.config);
+
+  SensitivityCommand sensitivity_command;
+  auto* sensitivity_app = app.add_subcommand(
+      "sensitivity", "per-layer sensitivity: accuracy with only one element quantized, and with all but one");
+  sensitivity_app->add_option("--run", sensitivity_command.run_dir, "run directory")->group("Model");
+  sensitivity_app->add_option("--checkpoint", sensitivity_command.checkpoint, "checkpoint file")->group("Model");
+  sensitivity_app->add_option("--bits", sensitivity_command.options.bits, "bit-width of weights and activations (default 4)")
+      ->group("Quantization");
+  sensitivity_app->add_option("--split", sensitivity_command.options.split, "test, or val (held-out training images)")
+      ->check(CLI::IsMember({"test", "val"}))
+      ->group("Data");
+  sensitivity_app->add_option("--out", sensitivity_command.out,
+                              "output JSON (default: RUN/sensitivity_wBITS_SPLIT.json); .md, .csv and a chart go beside it")
+      ->group("Output");
+  add_config_flags(sensitivity_app, sensitivity_command.config);
 
   RunCommand run_command;
   auto* run_app = app.add_subcommand("run", "train, sweep and tabulate every variant of an experiment file");
@@ -340,6 +393,7 @@ int main(int argc, char** argv) {
     if (eval_app->parsed()) return run_eval(eval_command);
     if (bench_app->parsed()) return run_bench(bench_command);
     if (sweep_app->parsed()) return run_sweep(sweep_command);
+    if (sensitivity_app->parsed()) return run_sensitivity(sensitivity_command);
     if (run_app->parsed()) return run_experiment(run_command);
     if (import_app->parsed()) return run_import(import_request);
     std::cout << app.help() << std::endl;

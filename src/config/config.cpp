@@ -153,9 +153,12 @@ QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regula
     require((*value >= 2 && *value <= 16) || *value == 32, s, key,
             "must be 2..16, or 32 for float, got " + std::to_string(*value));
   }
-  // Both drive the same quantization points (quantize vs record), so one step cannot do both.
-  if (qa.enabled() && regularizer.name != "none")
-    s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer " + regularizer.name);
+  // The finite-difference step shifts the float weights between its two passes, but the
+  // quantized weights a quantization-aware step trains through are computed once per step, so
+  // its second pass would not see the shift (and would backpropagate through a freed graph).
+  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.method == "finite_difference")
+    s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer.method finite_difference "
+                          "(use double_backprop)");
   s.finish();
   return qa;
 }
@@ -204,6 +207,14 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
   return parse_config(util::read_file(path), path, overrides);
+}
+
+nlohmann::json to_json(const QuantConfig& q) {
+  return {{"weight_granularity", q.weight_granularity}, {"weight_symmetric", q.weight_symmetric},
+          {"act_symmetric", q.act_symmetric},           {"weight_estimator", q.weight_estimator},
+          {"act_estimator", q.act_estimator},           {"percentile", q.percentile},
+          {"first_last", q.first_last},                 {"bn_fold", q.bn_fold},
+          {"calibration_samples", q.calibration_samples}};
 }
 
 std::string to_yaml(const ExperimentConfig& c) {

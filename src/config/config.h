@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/yaml_reader.h"
 
 namespace qrobust::config {
@@ -103,6 +105,9 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
 
 // Every field, defaults resolved; parse_config(to_yaml(c)) == c.
 std::string to_yaml(const ExperimentConfig& config);
+
+// Every quant setting as configured, for result headers and for comparing them.
+nlohmann::json to_json(const QuantConfig& quant);
 
 // Where a data set lives when data.root is not given.
 std::string default_data_root(const std::string& dataset);

@@ -11,7 +11,10 @@
 #include <sstream>
 
 #include "data/datasets.h"
+#include "report/gradient_norms.h"
+#include "report/sensitivity.h"
 #include "report/table.h"
+#include "sweep/sensitivity.h"
 #include "util/atomic_file.h"
 #include "util/progress.h"
 #include "util/runtime.h"
@@ -47,16 +50,12 @@ std::string sweep_path(const PlannedRun& run, const Overrides& quantizer, const 
   return run.dir + "/sweep_" + quantizer.name + "_" + split + ".json";
 }
 
-// An existing sweep file answers the current request: same configurations, split and quantizer.
+// An existing sweep file answers the current request: same configurations, split, draws and
+// quantizer settings (every one of them, as configured).
 bool sweep_matches(const nlohmann::json& sweep, const config::ExperimentConfig& config, const sweep::SweepOptions& options) {
   const auto& header = sweep.at("header");
-  const auto& q = config.quant;
-  if (header.value("split", "") != options.split || header.value("weight_granularity", "") != q.weight_granularity ||
-      header.value("weight_symmetric", !q.weight_symmetric) != q.weight_symmetric ||
-      header.value("act_symmetric", !q.act_symmetric) != q.act_symmetric ||
-      header.value("weight_estimator", "") != q.weight_estimator || header.value("act_estimator", "") != q.act_estimator ||
-      header.value("first_last", "") != q.first_last || header.value("bn_fold", !q.bn_fold) != q.bn_fold ||
-      header.value("percentile", -1.0) != q.percentile)
+  if (header.value("split", "") != options.split || header.value("calibration_draws", int64_t{0}) != options.calibration_draws ||
+      !header.contains("quant") || header.at("quant") != config::to_json(config.quant))
     return false;
   const auto configurations = sweep::grid(options);
   const auto& rows = sweep.at("rows");
@@ -79,6 +78,13 @@ std::optional<nlohmann::json> existing_sweep(const std::string& path, const conf
 
 }  // namespace
 
+bool SensitivityPlan::covers(const PlannedRun& run, const Overrides& quantizer) const {
+  auto listed = [](const std::vector<std::string>& names, const std::string& name) {
+    return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+  };
+  return enabled && listed(variants, run.name) && listed(quantizers, quantizer.name);
+}
+
 Experiment load_experiment(const std::string& path, const std::string& results_root) {
   if (!fs::is_regular_file(path)) throw ConfigError(path + ": experiment file not found");
   auto origin = std::make_shared<config::YamlOrigin>();
@@ -97,6 +103,17 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   const auto variant_names = s.keys("variants");
   if (variant_names.empty()) s.fail("variants", "is required: at least one variant (e.g. none: {})");
   auto variants = s.section("variants");
+  e.seeds = s.integers("seeds", {});
+  if (s.has("seeds") && e.seeds.empty()) s.fail("seeds", "needs at least one seed");
+  for (size_t i = 0; i < e.seeds.size(); ++i) {
+    if (e.seeds[i] < 0) s.fail("seeds", "must be >= 0, got " + std::to_string(e.seeds[i]));
+    if (std::count(e.seeds.begin(), e.seeds.begin() + static_cast<std::ptrdiff_t>(i), e.seeds[i]))
+      s.fail("seeds", "lists seed " + std::to_string(e.seeds[i]) + " twice");
+  }
+  const bool reference_given = s.has("reference");
+  e.reference = s.text("reference", "none");
+  if (reference_given && std::find(variant_names.begin(), variant_names.end(), e.reference) == variant_names.end())
+    s.fail("reference", "\"" + e.reference + "\" is not one of the variants");
 
   auto sweep_section = s.section("sweep");
   const auto weight_bits = sweep_section.integers("weight_bits", {8, 6, 4});
@@ -104,6 +121,9 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   e.sweep.weight_bits.assign(weight_bits.begin(), weight_bits.end());
   e.sweep.act_bits.assign(act_bits.begin(), act_bits.end());
   e.sweep.pairs = sweep_section.boolean("pairs", true);
+  e.sweep.calibration_draws = sweep_section.integer("calibration_draws", 1);
+  if (e.sweep.calibration_draws < 1 || e.sweep.calibration_draws > 1000)
+    sweep_section.fail("calibration_draws", "must be 1..1000, got " + std::to_string(e.sweep.calibration_draws));
   e.splits = sweep_section.strings("splits", {"test"});
   if (e.splits.empty()) sweep_section.fail("splits", "needs at least one of val, test");
   for (const auto& split : e.splits)
@@ -123,19 +143,43 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
     sweep_section.fail("weight_bits", error.what());
   }
   sweep_section.finish();
+
+  if (s.has("sensitivity")) {
+    auto section = s.section("sensitivity");
+    e.sensitivity.enabled = true;
+    e.sensitivity.bits = static_cast<int>(section.integer("bits", 4));
+    if (e.sensitivity.bits < 2 || e.sensitivity.bits > 16)
+      section.fail("bits", "must be 2..16, got " + std::to_string(e.sensitivity.bits));
+    e.sensitivity.split = section.choice("split", "test", {"val", "test"});
+    e.sensitivity.variants = section.strings("variants", {});
+    for (const auto& name : e.sensitivity.variants)
+      if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end() &&
+          !(name == "baseline" && shared_baseline))
+        section.fail("variants", "\"" + name + "\" is not one of the variants");
+    e.sensitivity.quantizers = section.strings("quantizers", {});
+    for (const auto& name : e.sensitivity.quantizers)
+      if (std::none_of(e.quantizers.begin(), e.quantizers.end(), [&](const Overrides& q) { return q.name == name; }))
+        section.fail("quantizers", "\"" + name + "\" is not one of sweep.quantizers");
+    section.finish();
+  }
   s.finish();
 
-  const std::string dir = results_root + "/" + e.name;
-  std::vector<std::string> variant_base = base_overrides;
-  if (shared_baseline) {
-    e.runs.push_back({"baseline", load_run_config(path, base, base_overrides, "baseline"), dir + "/baseline"});
-    variant_base = joined(joined(base_overrides, finetune), {"train.init_from=" + dir + "/baseline/checkpoint.pt"});
-  }
-  for (const auto& name : variant_names) {
-    check_name(variants, name, name, "variant name");
-    if (name == "baseline" && shared_baseline) variants.fail(name, "\"baseline\" is the shared baseline's name");
-    const auto overrides = joined(joined(variant_base, variants.assignments(name)), {"name=" + e.name + "." + name});
-    e.runs.push_back({name, load_run_config(path, base, overrides, "variant \"" + name + "\""), dir + "/" + name});
+  e.dir = results_root + "/" + e.name;
+  if (e.seeds.empty()) e.seeds.push_back(load_run_config(path, base, base_overrides, "base").seed);
+  for (const int64_t seed : e.seeds) {
+    const std::string dir = e.dir + "/seed_" + std::to_string(seed);
+    const auto seeded = joined(base_overrides, {"seed=" + std::to_string(seed)});
+    std::vector<std::string> variant_base = seeded;
+    if (shared_baseline) {
+      e.runs.push_back({"baseline", seed, load_run_config(path, base, seeded, "baseline"), dir + "/baseline"});
+      variant_base = joined(joined(seeded, finetune), {"train.init_from=" + dir + "/baseline/checkpoint.pt"});
+    }
+    for (const auto& name : variant_names) {
+      check_name(variants, name, name, "variant name");
+      if (name == "baseline" && shared_baseline) variants.fail(name, "\"baseline\" is the shared baseline's name");
+      const auto overrides = joined(joined(variant_base, variants.assignments(name)), {"name=" + e.name + "." + name});
+      e.runs.push_back({name, seed, load_run_config(path, base, overrides, "variant \"" + name + "\""), dir + "/" + name});
+    }
   }
   // Every sweep config is valid before anything runs.
   for (const auto& run : e.runs)
@@ -147,8 +191,10 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
           throw ConfigError(path + ": quantizer \"" + quantizer.name + "\": " + error.what());
         }
       }();
-      if (std::count(e.splits.begin(), e.splits.end(), "val") && config.data.val_size == 0)
-        throw ConfigError(path + ": sweep.splits has val but " + run.name + " holds out no validation images (data.val_size)");
+      const bool needs_val = std::count(e.splits.begin(), e.splits.end(), "val") ||
+                             (e.sensitivity.covers(run, quantizer) && e.sensitivity.split == "val");
+      if (needs_val && config.data.val_size == 0)
+        throw ConfigError(path + ": the val split is swept but " + run.name + " holds out no validation images (data.val_size)");
     }
   return e;
 }
@@ -159,8 +205,30 @@ config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& qu
 
 namespace {
 
-// Seconds per image of evaluation (forward, no gradient) for `config`'s model.
-double measure_eval_seconds(const config::ExperimentConfig& config, torch::Device device) {
+std::string sensitivity_path(const PlannedRun& run, const Overrides& quantizer, const std::string& split) {
+  return run.dir + "/sensitivity_" + quantizer.name + "_" + split + ".json";
+}
+
+// An existing sensitivity file answers the current request: same bits, split and quantizer settings.
+std::optional<nlohmann::json> existing_sensitivity(const std::string& path, const config::ExperimentConfig& config,
+                                                   const SensitivityPlan& plan) {
+  if (!fs::exists(path)) return std::nullopt;
+  const auto doc = nlohmann::json::parse(util::read_file(path), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.contains("rows") || !doc.contains("header")) return std::nullopt;
+  const auto& header = doc.at("header");
+  if (header.value("bits", 0) != plan.bits || header.value("split", "") != plan.split || !header.contains("quant") ||
+      header.at("quant") != config::to_json(config.quant))
+    return std::nullopt;
+  return doc;
+}
+
+// What one evaluation costs for a model, and how many elements a sensitivity analysis visits.
+struct EvalCost {
+  double seconds_per_image = 0;
+  size_t elements = 0;  // quantizable layers + quantization points
+};
+
+EvalCost measure_eval_cost(const config::ExperimentConfig& config, torch::Device device) {
   const auto info = data::dataset_info(config.data);
   auto model = train::build_model(config, device);
   model->eval();
@@ -170,20 +238,27 @@ double measure_eval_seconds(const config::ExperimentConfig& config, torch::Devic
   model->forward(images);
   const auto start = std::chrono::steady_clock::now();
   model->forward(images);
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() /
-         static_cast<double>(config.data.eval_batch_size);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return {seconds / static_cast<double>(config.data.eval_batch_size),
+          model->quant_layers().size() + model->quant_points().size()};
 }
+
+std::string resume_hint(const Experiment& e) { return "; run `qrobust run --config " + e.file + "` again to continue"; }
 
 }  // namespace
 
 std::string describe_plan(const Experiment& e) {
   std::ostringstream out;
-  out << "experiment " << e.name << " (" << e.file << "): " << e.runs.size() << " runs, " << e.quantizers.size()
-      << " quantizer settings x " << e.splits.size() << " splits x " << sweep::grid(e.sweep).size() + 1
-      << " configurations each\n";
+  out << "experiment " << e.name << " (" << e.file << "): " << e.seeds.size() << " seeds x "
+      << e.runs.size() / e.seeds.size() << " runs, " << e.quantizers.size() << " quantizer settings x " << e.splits.size()
+      << " splits x " << sweep::grid(e.sweep).size() + 1 << " configurations x " << e.sweep.calibration_draws
+      << " calibration draws each";
+  if (e.sensitivity.enabled) out << "; sensitivity at " << e.sensitivity.bits << " bits on the " << e.sensitivity.split << " split";
+  out << "\n";
   double total = 0;
   // Measurements and split sizes are shared by runs that agree on what they depend on.
-  std::map<std::string, double> step_seconds, eval_seconds_of;
+  std::map<std::string, double> step_seconds;
+  std::map<std::string, EvalCost> eval_cost_of;
   std::map<std::string, data::DataSplits> splits_of;
   for (const auto& run : e.runs) {
     const auto& c = run.config;
@@ -196,10 +271,13 @@ std::string describe_plan(const Experiment& e) {
     const auto& splits = splits_of[data_key];
     const std::string model_key = c.model.name + "/" + std::to_string(c.model.width) + "/" + c.data.dataset;
     const std::string eval_key = model_key + "/" + std::to_string(c.data.eval_batch_size);
-    if (!eval_seconds_of.count(eval_key)) eval_seconds_of[eval_key] = measure_eval_seconds(c, device);
-    const double eval_seconds = eval_seconds_of[eval_key];
+    if (!eval_cost_of.count(eval_key)) eval_cost_of[eval_key] = measure_eval_cost(c, device);
+    const auto cost = eval_cost_of[eval_key];
+    auto images_of = [&](const std::string& split) {
+      return static_cast<double>(split == "val" ? splits.val.size() : splits.test.size());
+    };
     double seconds = 0;
-    out << "  " << run.name << ": ";
+    out << "  seed " << run.seed << " " << run.name << ": ";
     if (state.complete) {
       out << "trained";
     } else {
@@ -211,24 +289,33 @@ std::string describe_plan(const Experiment& e) {
       const int64_t epochs = c.train.epochs - state.logged_epochs;
       seconds += static_cast<double>(epochs) *
                  (static_cast<double>(steps) * step_seconds[key] +
-                  static_cast<double>(splits.test.size() + splits.val.size()) * eval_seconds);
+                  static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
       out << (state.started ? "resume after epoch " + std::to_string(state.logged_epochs) + ", " : std::string("train "))
           << epochs << " of " << c.train.epochs << " epochs";
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
-    int pending = 0;
-    for (const auto& quantizer : e.quantizers)
+    int pending = 0, pending_sensitivity = 0;
+    for (const auto& quantizer : e.quantizers) {
       for (const auto& split : e.splits) {
         auto options = e.sweep;
         options.split = split;
         if (state.complete && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options))
           continue;
         ++pending;
-        // Each configuration is one evaluation; the float pass, the gradients and calibration about four more.
-        const auto images = split == "val" ? splits.val.size() : splits.test.size();
-        seconds += static_cast<double>(sweep::grid(e.sweep).size() + 4) * static_cast<double>(images) * eval_seconds;
+        // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
+        const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
+        seconds += evaluations * images_of(split) * cost.seconds_per_image;
       }
-    out << "; " << pending << " sweeps to run; about " << util::format_duration(seconds) << "\n";
+      if (!e.sensitivity.covers(run, quantizer)) continue;
+      if (state.complete && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split),
+                                                 sweep_config(run, quantizer), e.sensitivity))
+        continue;
+      ++pending_sensitivity;
+      seconds += static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
+    }
+    out << "; " << pending << " sweeps";
+    if (e.sensitivity.enabled) out << " and " << pending_sensitivity << " sensitivity analyses";
+    out << " to run; about " << util::format_duration(seconds) << "\n";
     total += seconds;
   }
   out << "estimated total: " << util::format_duration(total)
@@ -238,44 +325,70 @@ std::string describe_plan(const Experiment& e) {
 
 nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   std::vector<report::SweepEntry> entries;
+  std::vector<report::SensitivityEntry> sensitivities;
+  std::vector<report::GradientNormEntry> gradient_norms;
+  auto check_stop = [&](const std::string& what) {
+    if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
+  };
   for (const auto& run : e.runs) {
-    bool trained_now = false;  // then sweep files already there describe other weights
+    const std::string label = "seed " + std::to_string(run.seed) + " " + run.name;
+    bool trained_now = false;  // then result files already there describe other weights
     const auto state = train::inspect_run(run.dir, run.config);
     if (state.complete) {
-      spdlog::info("{}: already trained ({})", run.name, run.dir);
+      spdlog::info("{}: already trained ({})", label, run.dir);
     } else {
       trained_now = true;
-      spdlog::info("{}: {} into {}", run.name, state.started ? "resuming" : "training", run.dir);
+      spdlog::info("{}: {} into {}", label, state.started ? "resuming" : "training", run.dir);
       try {
         train::train(run.config, {run.dir, state.started, options.observer, options.stop});
       } catch (const train::TrainingInterrupted&) {
-        throw train::TrainingInterrupted("interrupted while training " + run.name + "; run `qrobust run --config " +
-                                         e.file + "` again to resume");
+        throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
       }
     }
-    for (const auto& quantizer : e.quantizers)
+    gradient_norms.push_back({run.name, run.seed, report::last_gradient_norms(train::log_path(run.dir))});
+    for (const auto& quantizer : e.quantizers) {
+      const auto config = sweep_config(run, quantizer);
       for (const auto& split : e.splits) {
-        if (options.stop && options.stop->load())
-          throw train::TrainingInterrupted("interrupted before sweeping " + run.name + "; run `qrobust run --config " +
-                                           e.file + "` again to continue");
+        check_stop("sweeping " + label);
         auto sweep_options = e.sweep;
         sweep_options.split = split;
-        const auto config = sweep_config(run, quantizer);
         const auto path = sweep_path(run, quantizer, split);
         auto sweep = trained_now ? std::nullopt : existing_sweep(path, config, sweep_options);
         if (!sweep) {
-          spdlog::info("{}: sweeping with quantizer {} on the {} split", run.name, quantizer.name, split);
+          spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer.name, split);
           sweep = sweep::run_sweep(config, train::checkpoint_path(run.dir), sweep_options);
           sweep::write_sweep(*sweep, path);
         }
-        entries.push_back({run.name, quantizer.name, split, *sweep});
+        entries.push_back({run.name, run.seed, quantizer.name, split, *sweep});
       }
+      if (!e.sensitivity.covers(run, quantizer)) continue;
+      check_stop("the sensitivity analysis of " + label);
+      const auto path = sensitivity_path(run, quantizer, e.sensitivity.split);
+      auto sensitivity = trained_now ? std::nullopt : existing_sensitivity(path, config, e.sensitivity);
+      if (!sensitivity) {
+        spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
+                     quantizer.name, e.sensitivity.split);
+        sensitivity = sweep::run_sensitivity(config, train::checkpoint_path(run.dir),
+                                             {e.sensitivity.bits, e.sensitivity.split, true});
+        std::string warning;
+        report::write_sensitivity(*sensitivity, path, warning);
+        if (!warning.empty()) spdlog::warn("{}", warning);
+      }
+      sensitivities.push_back({run.name, run.seed, quantizer.name, *sensitivity});
+    }
   }
-  const std::string dir = fs::path(e.runs.front().dir).parent_path().string();
-  auto table = report::make_table(e.name, entries);
-  report::write_table(table, dir);
+  auto table = report::make_table(e.name, entries, e.reference);
+  report::write_table(table, e.dir);
   std::string warning;
-  for (const auto& file : report::write_plots(table, dir, warning)) spdlog::info("wrote {}", file);
+  for (const auto& file : report::write_plots(table, e.dir, warning)) spdlog::info("wrote {}", file);
+  // The model's element names, in order, for the gradient-norm figure.
+  const auto model = train::build_model(e.runs.front().config, torch::kCPU);
+  std::vector<std::string> layers, points;
+  for (const auto& layer : model->quant_layers()) layers.push_back(layer.name);
+  for (const auto& point : model->quant_points()) points.push_back(point->name());
+  for (const auto& file : report::write_gradient_norms(e.name, gradient_norms, layers, points, e.dir, warning))
+    spdlog::info("wrote {}", file);
+  if (!sensitivities.empty()) report::write_sensitivity_table(e.name, sensitivities, e.dir);
   if (!warning.empty()) spdlog::warn("{}", warning);
   return table;
 }

@@ -1,18 +1,23 @@
 #pragma once
 // `qrobust run --config experiments/NAME.yaml`: a base config, a list of variants (overrides of
-// it) and sweep settings. Every variant is trained (or fine-tuned from a baseline trained once
-// from the base config), swept under each quantizer setting on each split, and the results
-// are collected into tables and plots (report/table.h):
-//   RESULTS/NAME/baseline/              the shared baseline run, when `baseline: true`
-//   RESULTS/NAME/<variant>/             a run directory (train/trainer.h) and its sweeps,
-//                                       sweep_<quantizer>_<split>.{json,md,csv}
-//   RESULTS/NAME/table.{json,md,csv}    rows: variants; columns: fp32 and each bit pair
-//   RESULTS/NAME/plot_<quantizer>.{svg,png}
-// Re-running skips what is complete and resumes an interrupted training run.
+// it), seeds and sweep settings. For every seed, every variant is trained (or fine-tuned from a
+// baseline trained once per seed from the base config), swept under each quantizer setting on
+// each split, and the results are collected into tables and plots (report/):
+//   RESULTS/NAME/seed_<s>/baseline/     the seed's shared baseline run, when `baseline: true`
+//   RESULTS/NAME/seed_<s>/<variant>/    a run directory (train/trainer.h) and its sweeps,
+//                                       sweep_<quantizer>_<split>.{json,md,csv}, and
+//                                       sensitivity_<quantizer>_<split>.* when asked for
+//   RESULTS/NAME/table.{json,md,csv}    rows: variants, mean ± std over seeds; columns: fp32 and
+//                                       each bit pair; paired differences from the reference
+//   RESULTS/NAME/plot_<quantizer>.{svg,png}, plot_gradient_norms.{svg,png}, gradient_norms.json
+//   RESULTS/NAME/sensitivity.{json,md}  when asked for
+// Re-running skips what is complete and resumes an interrupted training run, seed by seed.
 //
 // Experiment file:
 //   name: cifar10_resnet20_cpu            # default: the file name
 //   base: configs/cifar10_resnet20.yaml   # a config file (paths relative to the working dir)
+//   seeds: [1, 2, 3]                      # default: the base config's seed
+//   reference: none                       # the variant the others are compared with (default none)
 //   set: {train.epochs: 30}               # overrides of the base (optional)
 //   baseline: true                        # train the base once; variants fine-tune from it
 //   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
@@ -25,9 +30,15 @@
 //     act_bits: [8, 6, 4]
 //     pairs: true
 //     splits: [val, test]
+//     calibration_draws: 3                # independent calibration samples per sweep (default 1)
 //     quantizers:                         # name: overrides of quant.*, one table each
 //       per_tensor: {}
 //       per_channel: {quant.weight_granularity: per_channel}
+//   sensitivity:                          # optional: per-layer sensitivity (sweep/sensitivity.h)
+//     bits: 4
+//     split: test
+//     variants: [none, grad_l1]           # default: every variant
+//     quantizers: [per_tensor]            # default: every quantizer setting
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -48,17 +59,31 @@ struct Overrides {
 // One training run of the experiment, its config resolved.
 struct PlannedRun {
   std::string name;  // "baseline" or the variant's name
+  int64_t seed = 0;
   config::ExperimentConfig config;
   std::string dir;
+};
+
+struct SensitivityPlan {
+  bool enabled = false;
+  int bits = 4;
+  std::string split = "test";
+  std::vector<std::string> variants;    // empty: every run
+  std::vector<std::string> quantizers;  // empty: every quantizer setting
+  bool covers(const PlannedRun& run, const Overrides& quantizer) const;
 };
 
 struct Experiment {
   std::string name;
   std::string file;
-  std::vector<PlannedRun> runs;  // the baseline first (when shared), then the variants
+  std::string dir;  // RESULTS/NAME
+  std::vector<int64_t> seeds;
+  std::string reference = "none";
+  std::vector<PlannedRun> runs;  // per seed: the baseline first (when shared), then the variants
   std::vector<Overrides> quantizers;
   std::vector<std::string> splits;
   sweep::SweepOptions sweep;
+  SensitivityPlan sensitivity;
 };
 
 // Reads and validates the experiment file and every variant's config (so a bad variant fails

@@ -19,10 +19,6 @@ torch::Tensor& QuantLayer::forward_bias() const {
 ClassifierImpl::ClassifierImpl(std::string architecture, InputSpec input)
     : architecture_(std::move(architecture)), input_(input) {}
 
-void ClassifierImpl::set_quant_point_mode(QuantPointMode mode) {
-  for (auto& point : points_) point->set_mode(mode);
-}
-
 int64_t ClassifierImpl::parameter_count() const {
   int64_t count = 0;
   for (const auto& p : parameters()) count += p.numel();

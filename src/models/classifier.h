@@ -46,7 +46,6 @@ class ClassifierImpl : public torch::nn::Module {
   const std::vector<QuantLayer>& quant_layers() const { return layers_; }
   const std::vector<QuantPoint>& quant_points() const { return points_; }
 
-  void set_quant_point_mode(QuantPointMode mode);
   int64_t parameter_count() const;
   // Parameters, then buffers, by name: what a state dict holds.
   torch::OrderedDict<std::string, torch::Tensor> state() const;

@@ -5,9 +5,12 @@
 namespace qrobust::quant {
 
 std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
-                                               torch::Device device) {
+                                               torch::Device device, int64_t draw) {
   const int64_t count = std::min(config.quant.calibration_samples, splits.train.size());
-  auto generator = at::detail::createCPUGenerator(data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1));
+  // Draw 0 is the sample every earlier version took; further draws are seeded from it.
+  uint64_t seed = data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1);
+  if (draw > 0) seed = data::mix_seed(seed, static_cast<uint64_t>(draw));
+  auto generator = at::detail::createCPUGenerator(seed);
   const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, count);
   const data::LabeledImages sample = splits.train.select(picks);
   data::BatchOptions options;
@@ -37,25 +40,34 @@ int policy_bits(const std::string& first_last, size_t index, size_t count, int b
 PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const config::QuantConfig& config)
     : model_(model), config_(config) {
   for (const auto& layer : model.quant_layers()) float_weights_.push_back(layer.weight().detach().clone());
-  for (size_t i = 0; i < model.quant_points().size(); ++i)
-    observers_.emplace_back(EstimatorSpec{config.act_estimator, config.percentile}, 1 << 20, i);
 }
 
-void PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batches) {
+size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batches) {
+  const size_t draw = observers_.size();
   const auto& points = model_.quant_points();
-  for (size_t i = 0; i < points.size(); ++i) {
-    auto point = points[i];  // a non-const handle
-    point->set_observer([this, i](const torch::Tensor& x) { observers_[i].observe(x); });
-    point->set_mode(models::QuantPointMode::kObserve);
-  }
+  std::vector<ActivationObserver> observers;
+  for (size_t i = 0; i < points.size(); ++i)
+    observers.emplace_back(EstimatorSpec{config_.act_estimator, config_.percentile}, 1 << 20,
+                           data::mix_seed(static_cast<uint64_t>(draw), static_cast<uint64_t>(i)));
   {
+    models::ObserveScope observe(points, [&observers](size_t i, const torch::Tensor& x) { observers[i].observe(x); });
     torch::NoGradGuard no_grad;
     model_.eval();
     for (const auto& images : batches) model_.forward(images);
   }
-  model_.set_quant_point_mode(models::QuantPointMode::kOff);
-  act_cache_.clear();
+  observers_.push_back(std::move(observers));
+  return draw;
 }
+
+BitPlan PostTrainingQuantizer::plan(int weight_bits, int act_bits) const {
+  BitPlan plan;
+  const size_t layers = model_.quant_layers().size(), points = model_.quant_points().size();
+  for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(config_.first_last, i, layers, weight_bits));
+  for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(config_.first_last, i, points, act_bits));
+  return plan;
+}
+
+BitPlan PostTrainingQuantizer::float_plan() const { return plan(kFloatBits, kFloatBits); }
 
 QuantizerSpec PostTrainingQuantizer::act_spec(int bits) const { return {bits, config_.act_symmetric, false}; }
 
@@ -66,71 +78,79 @@ const AffineParams& PostTrainingQuantizer::weight_params(size_t layer, int bits)
   return weight_cache_.emplace(key, quant::weight_params(float_weights_[layer], config_, bits)).first->second;
 }
 
-const AffineParams& PostTrainingQuantizer::act_params(size_t point, int bits) {
-  const auto key = std::make_pair(point, bits);
+const AffineParams& PostTrainingQuantizer::act_params(size_t point, int bits, size_t draw) {
+  TORCH_CHECK(draw < observers_.size(), "PostTrainingQuantizer: calibration draw ", draw, " of ", observers_.size());
+  const auto key = std::make_tuple(point, bits, draw);
   auto found = act_cache_.find(key);
   if (found != act_cache_.end()) return found->second;
   const auto spec = act_spec(bits);
-  const auto range = observers_[point].range(spec);
+  const auto range = observers_[draw][point].range(spec);
   return act_cache_.emplace(key, affine_params(range.min, range.max, spec)).first->second;
 }
 
-void PostTrainingQuantizer::apply(int weight_bits, int act_bits) {
-  torch::NoGradGuard no_grad;
-  const auto& layers = model_.quant_layers();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const int bits = policy_bits(config_.first_last, i, layers.size(), weight_bits);
-    auto weight = layers[i].weight();
-    weight.copy_(bits == kFloatBits ? float_weights_[i] : fake_quantize(float_weights_[i], weight_params(i, bits)));
-  }
-  quantize_activations(act_bits);
-}
-
-void PostTrainingQuantizer::quantize_activations(int act_bits) {
-  const auto& points = model_.quant_points();
-  for (size_t i = 0; i < points.size(); ++i) {
-    const int bits = policy_bits(config_.first_last, i, points.size(), act_bits);
-    auto point = points[i];
-    if (bits == kFloatBits) {
-      point->set_quantizer(nullptr);
+std::vector<models::QuantPointImpl::Quantizer> PostTrainingQuantizer::activation_quantizers(
+    const std::vector<int>& point_bits, size_t draw) {
+  std::vector<models::QuantPointImpl::Quantizer> quantizers;
+  for (size_t i = 0; i < point_bits.size(); ++i) {
+    if (point_bits[i] == kFloatBits) {
+      quantizers.emplace_back();
     } else {
-      const AffineParams params = act_params(i, bits);
-      point->set_quantizer([params](const torch::Tensor& x) { return fake_quantize(x, params); });
+      const AffineParams params = act_params(i, point_bits[i], draw);
+      quantizers.emplace_back([params](const torch::Tensor& x) { return fake_quantize(x, params); });
     }
-    point->set_mode(models::QuantPointMode::kQuantize);
   }
+  return quantizers;
 }
 
-void PostTrainingQuantizer::restore() {
-  torch::NoGradGuard no_grad;
-  const auto& layers = model_.quant_layers();
-  for (size_t i = 0; i < layers.size(); ++i) layers[i].weight().copy_(float_weights_[i]);
-  model_.set_quant_point_mode(models::QuantPointMode::kOff);
+torch::Tensor PostTrainingQuantizer::quantized_weight(size_t layer, int bits) {
+  if (bits == kFloatBits) return float_weights_[layer];
+  return fake_quantize(float_weights_[layer], weight_params(layer, bits));
 }
 
-std::vector<torch::Tensor> PostTrainingQuantizer::weight_steps(int weight_bits) {
+std::vector<torch::Tensor> PostTrainingQuantizer::weight_steps(const std::vector<int>& layer_bits) {
   std::vector<torch::Tensor> steps;
-  const auto& layers = model_.quant_layers();
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const int bits = policy_bits(config_.first_last, i, layers.size(), weight_bits);
+  for (size_t i = 0; i < layer_bits.size(); ++i) {
     const int64_t channels = float_weights_[i].size(0);
-    if (bits == kFloatBits) {
+    if (layer_bits[i] == kFloatBits) {
       steps.push_back(torch::zeros({channels}));
     } else {
-      steps.push_back(weight_params(i, bits).scale.cpu().expand({channels}).contiguous());
+      steps.push_back(weight_params(i, layer_bits[i]).scale.cpu().expand({channels}).contiguous());
     }
   }
   return steps;
 }
 
-std::vector<double> PostTrainingQuantizer::activation_steps(int act_bits) {
+std::vector<double> PostTrainingQuantizer::activation_steps(const std::vector<int>& point_bits, size_t draw) {
   std::vector<double> steps;
-  const auto& points = model_.quant_points();
-  for (size_t i = 0; i < points.size(); ++i) {
-    const int bits = policy_bits(config_.first_last, i, points.size(), act_bits);
-    steps.push_back(bits == kFloatBits ? 0.0 : act_params(i, bits).scale.item<double>());
-  }
+  for (size_t i = 0; i < point_bits.size(); ++i)
+    steps.push_back(point_bits[i] == kFloatBits ? 0.0 : act_params(i, point_bits[i], draw).scale.item<double>());
   return steps;
 }
+
+WeightQuantizeScope::WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits)
+    : model_(quantizer.model()) {
+  torch::NoGradGuard no_grad;
+  const auto& layers = model_.quant_layers();
+  TORCH_CHECK(layer_bits.size() == layers.size(), "WeightQuantizeScope: ", layer_bits.size(), " bit-widths for ",
+              layers.size(), " layers");
+  // Everything that can throw (a range that is not finite) before the first weight changes.
+  std::vector<torch::Tensor> quantized;
+  for (size_t i = 0; i < layers.size(); ++i) quantized.push_back(quantizer.quantized_weight(i, layer_bits[i]));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto weight = layers[i].weight();
+    previous_.push_back(weight.clone());
+    weight.copy_(quantized[i]);
+  }
+}
+
+WeightQuantizeScope::~WeightQuantizeScope() {
+  torch::NoGradGuard no_grad;
+  const auto& layers = model_.quant_layers();
+  for (size_t i = 0; i < previous_.size(); ++i) layers[i].weight().copy_(previous_[i]);
+}
+
+QuantizedModelScope::QuantizedModelScope(PostTrainingQuantizer& quantizer, const BitPlan& plan, size_t draw)
+    : weights_(quantizer, plan.layer_bits),
+      activations_(quantizer.model().quant_points(), quantizer.activation_quantizers(plan.point_bits, draw)) {}
 
 }  // namespace qrobust::quant

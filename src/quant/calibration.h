@@ -1,10 +1,14 @@
 #pragma once
 // Post-training quantization of a model through its quantization points and layer list:
-// activation ranges are observed once (calibration), then any (weight bits, activation bits)
-// configuration is applied by quantizing the weights once and installing per-point quantizers.
+// activation ranges are observed on calibration images (one set of ranges per calibration
+// draw), then any choice of bit-widths is applied through scopes that restore the float model
+// when they close: WeightQuantizeScope for the layers' weights, models::QuantizeScope with
+// activation_quantizers() for the points. A BitPlan says which elements are quantized at which
+// bit-width, so "only conv1 at 4 bits" is a plan like any sweep configuration.
 #include <torch/torch.h>
 
 #include <map>
+#include <tuple>
 #include <vector>
 
 #include "config/config.h"
@@ -15,10 +19,11 @@
 
 namespace qrobust::quant {
 
-// The calibration images: a seeded sample of config.quant.calibration_samples training images,
-// no augmentation, normalized, in batches of data.eval_batch_size on `device`.
+// Calibration draw `draw` (0, 1, ...): an independent seeded sample of
+// config.quant.calibration_samples training images, no augmentation, normalized, in batches of
+// data.eval_batch_size on `device`. Every image of the sample counts once.
 std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
-                                               torch::Device device);
+                                               torch::Device device, int64_t draw = 0);
 
 // The weight quantizer `quant` describes at `bits` (per channel along dim 0 or per tensor).
 QuantizerSpec weight_spec(const config::QuantConfig& quant, int bits);
@@ -28,36 +33,76 @@ AffineParams weight_params(const torch::Tensor& weight, const config::QuantConfi
 // Bit-width of layer / point `index` of `count` under the first/last policy.
 int policy_bits(const std::string& first_last, size_t index, size_t count, int bits);
 
+// The bit-width of every quantizable layer's weights and of every quantization point, in the
+// model's order; kFloatBits leaves an element float.
+struct BitPlan {
+  std::vector<int> layer_bits;
+  std::vector<int> point_bits;
+};
+
 class PostTrainingQuantizer {
  public:
   // `model` should already be BN-folded if folding is wanted; its current weights are the float ones.
   PostTrainingQuantizer(models::ClassifierImpl& model, const config::QuantConfig& config);
 
-  // Runs `images` (normalized, on the model's device) through the model observing every point.
-  void calibrate(const std::vector<torch::Tensor>& batches);
+  // Observes every point on `batches` (normalized, on the model's device) and keeps the ranges
+  // as a new calibration draw; returns its index.
+  size_t calibrate(const std::vector<torch::Tensor>& batches);
+  size_t draws() const { return observers_.size(); }
 
-  // Quantizes the weights (from the float copy) and installs activation quantizers.
-  void apply(int weight_bits, int act_bits);
-  // Only the activation quantizers (points in kQuantize mode); weights untouched.
-  void quantize_activations(int act_bits);
-  // Float weights back, quantization points off.
-  void restore();
+  // Every layer at `weight_bits` and every point at `act_bits`, under the first/last policy.
+  BitPlan plan(int weight_bits, int act_bits) const;
+  // Everything float.
+  BitPlan float_plan() const;
 
-  // Quantization step δ per output channel of each layer at `weight_bits` (per-tensor layers
-  // repeat one value), and per point at `act_bits` (0 where the point stays float).
-  std::vector<torch::Tensor> weight_steps(int weight_bits);
-  std::vector<double> activation_steps(int act_bits);
+  // The quantizer of every point under `point_bits` with the ranges of `draw` (null: float),
+  // for a models::QuantizeScope over model.quant_points().
+  std::vector<models::QuantPointImpl::Quantizer> activation_quantizers(const std::vector<int>& point_bits, size_t draw);
+  // The fake-quantized float weight of `layer` at `bits` (the float weight at kFloatBits).
+  torch::Tensor quantized_weight(size_t layer, int bits);
+
+  // Quantization step δ per output channel of each layer (0 where it stays float), and per
+  // point with the ranges of `draw` (0 where it stays float).
+  std::vector<torch::Tensor> weight_steps(const std::vector<int>& layer_bits);
+  std::vector<double> activation_steps(const std::vector<int>& point_bits, size_t draw);
+
+  models::ClassifierImpl& model() { return model_; }
 
  private:
   QuantizerSpec act_spec(int bits) const;
   const AffineParams& weight_params(size_t layer, int bits);
-  const AffineParams& act_params(size_t point, int bits);
+  const AffineParams& act_params(size_t point, int bits, size_t draw);
 
   models::ClassifierImpl& model_;
   config::QuantConfig config_;
   std::vector<torch::Tensor> float_weights_;
-  std::vector<ActivationObserver> observers_;
-  std::map<std::pair<size_t, int>, AffineParams> weight_cache_, act_cache_;
+  std::vector<std::vector<ActivationObserver>> observers_;  // per draw, per point
+  std::map<std::pair<size_t, int>, AffineParams> weight_cache_;
+  std::map<std::tuple<size_t, int, size_t>, AffineParams> act_cache_;
+};
+
+// While alive, every layer's weight is `quantizer`'s fake-quantized float weight at
+// layer_bits[i]; closing restores the weights the layers had before.
+class WeightQuantizeScope {
+ public:
+  WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits);
+  ~WeightQuantizeScope();
+  WeightQuantizeScope(const WeightQuantizeScope&) = delete;
+  WeightQuantizeScope& operator=(const WeightQuantizeScope&) = delete;
+
+ private:
+  models::ClassifierImpl& model_;
+  std::vector<torch::Tensor> previous_;
+};
+
+// Both: the model computes as `plan` quantizes it, with the activation ranges of `draw`.
+class QuantizedModelScope {
+ public:
+  QuantizedModelScope(PostTrainingQuantizer& quantizer, const BitPlan& plan, size_t draw = 0);
+
+ private:
+  WeightQuantizeScope weights_;
+  models::QuantizeScope activations_;
 };
 
 }  // namespace qrobust::quant

@@ -9,8 +9,8 @@ QuantAwareTraining::QuantAwareTraining(models::ClassifierImpl& model, const conf
     : model_(model), quant_(quant), weight_bits_(weight_bits), act_bits_(act_bits) {}
 
 void QuantAwareTraining::begin_epoch(const std::vector<torch::Tensor>& calibration) {
-  activations_ = std::make_unique<PostTrainingQuantizer>(model_, quant_);
-  activations_->calibrate(calibration);
+  ranges_ = std::make_unique<PostTrainingQuantizer>(model_, quant_);
+  ranges_->calibrate(calibration);
   model_.train();
   if (!quant_.bn_fold) return;
   for (const auto& layer : model_.quant_layers())
@@ -18,9 +18,12 @@ void QuantAwareTraining::begin_epoch(const std::vector<torch::Tensor>& calibrati
 }
 
 QuantAwareTraining::QuantizedStep::QuantizedStep(QuantAwareTraining& owner) : owner_(owner) {
+  const auto plan = owner.ranges_->plan(owner.weight_bits_, owner.act_bits_);
   const auto& layers = owner.model_.quant_layers();
+  // All quantized weights first (a range that is not finite throws), then they take effect.
+  std::vector<torch::Tensor> quantized_weights(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
-    const int bits = policy_bits(owner.quant_.first_last, i, layers.size(), owner.weight_bits_);
+    const int bits = plan.layer_bits[i];
     if (bits == kFloatBits) continue;
     const auto& layer = layers[i];
     const auto weight = layer.weight();
@@ -30,14 +33,19 @@ QuantAwareTraining::QuantizedStep::QuantizedStep(QuantAwareTraining& owner) : ow
     const auto folded = gain.defined() ? weight * gain : weight;
     const auto params = weight_params(folded.detach(), owner.quant_, bits);
     const auto quantized = fake_quantize(folded, params);
-    layer.forward_weight() = gain.defined() ? quantized / gain : quantized;
+    quantized_weights[i] = gain.defined() ? quantized / gain : quantized;
   }
-  owner.activations_->quantize_activations(owner.act_bits_);
+  activations_.emplace(owner.model_.quant_points(), owner.ranges_->activation_quantizers(plan.point_bits, 0));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    previous_weights_.push_back(layers[i].forward_weight());
+    if (quantized_weights[i].defined()) layers[i].forward_weight() = quantized_weights[i];
+  }
 }
 
 QuantAwareTraining::QuantizedStep::~QuantizedStep() {
-  for (const auto& layer : owner_.model_.quant_layers()) layer.forward_weight() = layer.weight();
-  owner_.model_.set_quant_point_mode(models::QuantPointMode::kOff);
+  activations_.reset();
+  const auto& layers = owner_.model_.quant_layers();
+  for (size_t i = 0; i < previous_weights_.size(); ++i) layers[i].forward_weight() = previous_weights_[i];
 }
 
 }  // namespace qrobust::quant

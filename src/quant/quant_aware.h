@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "config/config.h"
@@ -31,7 +32,8 @@ class QuantAwareTraining {
   void begin_epoch(const std::vector<torch::Tensor>& calibration);
 
   // While alive, the model's forward is quantized; construct it before the step's forward and
-  // let it go before optimizer.step().
+  // let it go before optimizer.step(). Closing restores the layers' forward weights and the
+  // points' quantizers to what they were.
   class QuantizedStep {
    public:
     explicit QuantizedStep(QuantAwareTraining& owner);
@@ -41,13 +43,15 @@ class QuantAwareTraining {
 
    private:
     QuantAwareTraining& owner_;
+    std::vector<torch::Tensor> previous_weights_;
+    std::optional<models::QuantizeScope> activations_;
   };
 
  private:
   models::ClassifierImpl& model_;
   config::QuantConfig quant_;
   int weight_bits_, act_bits_;
-  std::unique_ptr<PostTrainingQuantizer> activations_;
+  std::unique_ptr<PostTrainingQuantizer> ranges_;  // this epoch's activation ranges
 };
 
 }  // namespace qrobust::quant

@@ -70,12 +70,19 @@ void ActivationObserver::observe(const torch::Tensor& activation) {
   max_ = max_.defined() ? torch::maximum(max_, hi) : hi;
   seen_ += values.numel();
   if (estimator_.kind == "minmax") return;
-  // Keep a uniform random sample of everything seen so far, at most sample_limit_ values.
+  // A uniform sample without replacement of everything seen so far, whatever the batch sizes:
+  // every value gets a uniform random key and the sample_limit_ smallest keys are kept.
   const auto cpu = values.cpu();
+  const auto keys = torch::rand({cpu.numel()}, generator_);
   auto merged = sample_.defined() ? torch::cat({sample_, cpu}) : cpu;
-  if (merged.numel() > sample_limit_)
-    merged = merged.index_select(0, torch::randperm(merged.numel(), generator_, torch::kLong).narrow(0, 0, sample_limit_));
+  auto merged_keys = keys_.defined() ? torch::cat({keys_, keys}) : keys;
+  if (merged.numel() > sample_limit_) {
+    const auto kept = std::get<1>(merged_keys.topk(sample_limit_, 0, /*largest=*/false, /*sorted=*/false));
+    merged = merged.index_select(0, kept);
+    merged_keys = merged_keys.index_select(0, kept);
+  }
   sample_ = merged;
+  keys_ = merged_keys;
 }
 
 Range ActivationObserver::range(const QuantizerSpec& spec) const {

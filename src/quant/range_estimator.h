@@ -28,12 +28,15 @@ struct Range {
 Range estimate_range(const torch::Tensor& values, const EstimatorSpec& estimator, const QuantizerSpec& spec);
 
 // Collects activation statistics over calibration batches: exact extremes, and a bounded
-// seeded random sample of values for percentile and mse.
+// seeded random sample of values for percentile and mse, uniform over every value observed
+// (a value of a small batch is as likely to be kept as one of a large batch).
 class ActivationObserver {
  public:
   explicit ActivationObserver(EstimatorSpec estimator, int64_t sample_limit = 1 << 20, uint64_t seed = 0);
   void observe(const torch::Tensor& activation);
   Range range(const QuantizerSpec& spec) const;
+  // The values kept for percentile and mse (undefined for minmax).
+  const torch::Tensor& sample() const { return sample_; }
 
  private:
   EstimatorSpec estimator_;
@@ -41,6 +44,7 @@ class ActivationObserver {
   at::Generator generator_;
   torch::Tensor min_, max_;
   torch::Tensor sample_;  // flattened, CPU
+  torch::Tensor keys_;    // the sample's random keys: the smallest keys seen are kept
   int64_t seen_ = 0;
 };
 

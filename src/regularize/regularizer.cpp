@@ -1,12 +1,12 @@
 #include "regularize/regularizer.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "regularize/penalties.h"
 
 namespace qrobust::regularize {
 namespace F = torch::nn::functional;
-using models::QuantPointMode;
 
 namespace {
 
@@ -25,11 +25,12 @@ std::vector<std::pair<models::QuantPoint, torch::Tensor>> recorded_activations(c
   return out;
 }
 
-// Restores the quantization points to kOff however the step ends.
-struct PointModeGuard {
-  models::ClassifierImpl& model;
-  explicit PointModeGuard(models::ClassifierImpl& m, QuantPointMode mode) : model(m) { model.set_quant_point_mode(mode); }
-  ~PointModeGuard() { model.set_quant_point_mode(QuantPointMode::kOff); }
+// Records the quantization points while alive when `on` (the activation term needs them).
+struct OptionalRecord {
+  std::optional<models::RecordScope> scope;
+  OptionalRecord(const models::ClassifierImpl& model, bool on) {
+    if (on) scope.emplace(model.quant_points());
+  }
 };
 
 class PlainStep : public Regularizer {
@@ -69,7 +70,7 @@ class GradientNormDoubleBackprop : public Regularizer {
       : norm_(norm), lambda_w_(lambda_w), lambda_a_(lambda_a) {}
 
   StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
-    PointModeGuard guard(model, lambda_a_ > 0 ? QuantPointMode::kRecord : QuantPointMode::kOff);
+    OptionalRecord record(model, lambda_a_ > 0);
     const auto logits = model.forward(images);
     const auto ce = F::cross_entropy(logits, targets);
     std::vector<torch::Tensor> inputs;
@@ -103,7 +104,7 @@ class GradientNormFiniteDifference : public Regularizer {
     // Pass 1: the ordinary gradient g at w, and dCE/da at every point.
     StepResult result;
     {
-      PointModeGuard guard(model, lambda_a_ > 0 ? QuantPointMode::kRecord : QuantPointMode::kOff);
+      OptionalRecord record(model, lambda_a_ > 0);
       const auto logits = model.forward(images);
       const auto ce = F::cross_entropy(logits, targets);
       activations = recorded_activations(model);
@@ -147,11 +148,12 @@ class GradientNormFiniteDifference : public Regularizer {
       if (p.grad().defined()) p.grad().zero_();
     {
       torch::AutoGradMode enable_grad(true);
-      PointModeGuard reset_points_after(model, QuantPointMode::kOff);
+      std::vector<models::QuantPoint> points;
       for (size_t i = 0; i < activations.size(); ++i) {
-        activations[i].first->set_mode(QuantPointMode::kPerturb);
-        activations[i].first->set_perturbation(activation_directions[i].mul_(h * lambda_a_ / kappa));
+        points.push_back(activations[i].first);
+        activation_directions[i].mul_(h * lambda_a_ / kappa);
       }
+      models::PerturbScope perturb(points, activation_directions);
       F::cross_entropy(model.forward(images), targets).backward();
     }
     for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(saved_weights[i]);
@@ -204,7 +206,7 @@ GradientNorms measure_gradient_norms(models::ClassifierImpl& model, const torch:
   model.eval();
   GradientNorms out;
   {
-    PointModeGuard guard(model, QuantPointMode::kRecord);
+    models::RecordScope record(model.quant_points());
     const auto ce = F::cross_entropy(model.forward(images), targets);
     auto inputs = layer_weights(model);
     const auto activations = recorded_activations(model);

@@ -1,40 +1,94 @@
 #include "report/table.h"
 
-#include <cstdlib>
-#include <filesystem>
+#include <algorithm>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
+#include "report/gnuplot.h"
+#include "stats/summary.h"
 #include "util/atomic_file.h"
-#include "util/errors.h"
 
 namespace qrobust::report {
-namespace fs = std::filesystem;
 
-nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries) {
+namespace {
+
+// Per (quantizer, split) table, per variant, per column: seed -> accuracy.
+using SeedValues = std::map<int64_t, double>;
+
+nlohmann::json summary_json(const SeedValues& values) {
+  std::vector<double> v;
+  std::vector<int64_t> seeds;
+  for (const auto& [seed, value] : values) seeds.push_back(seed), v.push_back(value);
+  const auto s = stats::summarize(v);
+  return {{"mean", s.mean}, {"std", s.std}, {"n", s.n}, {"min", s.min}, {"max", s.max}, {"seeds", seeds}, {"values", v}};
+}
+
+nlohmann::json difference_json(const SeedValues& variant, const SeedValues& reference) {
+  std::vector<double> a, b;
+  for (const auto& [seed, value] : variant) {
+    auto found = reference.find(seed);
+    if (found == reference.end()) continue;
+    a.push_back(value);
+    b.push_back(found->second);
+  }
+  const auto d = stats::paired_difference(a, b);
+  return {{"mean", d.difference.mean}, {"std", d.difference.std}, {"n", d.difference.n}, {"low", d.low},
+          {"high", d.high},           {"defined", d.defined},      {"excludes_zero", d.excludes_zero()}};
+}
+
+}  // namespace
+
+nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
+                          const std::string& reference) {
   std::vector<std::string> columns;
-  nlohmann::json tables = nlohmann::json::array();
+  struct Table {
+    std::string quantizer, split;
+    nlohmann::json settings;
+    std::vector<std::string> variants;
+    std::map<std::string, std::map<std::string, SeedValues>> values;  // variant -> column -> seed -> accuracy
+  };
+  std::vector<Table> tables;
   for (const auto& entry : entries) {
-    nlohmann::json accuracy = nlohmann::json::object();
-    for (const auto& row : entry.sweep.at("rows")) {
-      const auto config = row.at("config").get<std::string>();
-      accuracy[config] = row.at("accuracy");
-      if (std::find(columns.begin(), columns.end(), config) == columns.end()) columns.push_back(config);
-    }
-    auto table = std::find_if(tables.begin(), tables.end(), [&](const nlohmann::json& t) {
-      return t["quantizer"] == entry.quantizer && t["split"] == entry.split;
-    });
+    auto table = std::find_if(tables.begin(), tables.end(),
+                              [&](const Table& t) { return t.quantizer == entry.quantizer && t.split == entry.split; });
     if (table == tables.end()) {
       auto settings = entry.sweep.at("header");
-      for (const char* key : {"checkpoint", "elapsed_seconds", "git_sha", "libtorch"}) settings.erase(key);
-      tables.push_back({{"quantizer", entry.quantizer}, {"split", entry.split}, {"settings", settings},
-                        {"rows", nlohmann::json::array()}});
+      for (const char* key : {"checkpoint", "elapsed_seconds", "git_sha", "libtorch", "seed"}) settings.erase(key);
+      tables.push_back({entry.quantizer, entry.split, settings, {}, {}});
       table = tables.end() - 1;
     }
-    (*table)["rows"].push_back({{"variant", entry.variant}, {"accuracy", accuracy}});
+    if (std::find(table->variants.begin(), table->variants.end(), entry.variant) == table->variants.end())
+      table->variants.push_back(entry.variant);
+    for (const auto& row : entry.sweep.at("rows")) {
+      const auto config = row.at("config").get<std::string>();
+      table->values[entry.variant][config][entry.seed] = row.at("accuracy").get<double>();
+      if (std::find(columns.begin(), columns.end(), config) == columns.end()) columns.push_back(config);
+    }
   }
-  return {{"experiment", experiment}, {"columns", columns}, {"tables", tables}};
+  nlohmann::json out_tables = nlohmann::json::array();
+  for (const auto& t : tables) {
+    nlohmann::json rows = nlohmann::json::array(), comparison = nlohmann::json::array();
+    for (const auto& variant : t.variants) {
+      nlohmann::json accuracy = nlohmann::json::object();
+      for (const auto& [column, values] : t.values.at(variant)) accuracy[column] = summary_json(values);
+      rows.push_back({{"variant", variant}, {"accuracy", accuracy}});
+    }
+    auto reference_values = t.values.find(reference);
+    if (reference_values != t.values.end())
+      for (const auto& variant : t.variants) {
+        if (variant == reference) continue;
+        nlohmann::json difference = nlohmann::json::object();
+        for (const auto& [column, values] : t.values.at(variant))
+          if (reference_values->second.count(column))
+            difference[column] = difference_json(values, reference_values->second.at(column));
+        comparison.push_back({{"variant", variant}, {"difference", difference}});
+      }
+    nlohmann::json table = {{"quantizer", t.quantizer}, {"split", t.split}, {"settings", t.settings}, {"rows", rows}};
+    if (reference_values != t.values.end()) table["comparison"] = comparison;
+    out_tables.push_back(table);
+  }
+  return {{"experiment", experiment}, {"reference", reference}, {"columns", columns}, {"tables", out_tables}};
 }
 
 namespace {
@@ -44,44 +98,80 @@ std::string settings_text(const nlohmann::json& s) {
   out << "weights " << s.value("weight_granularity", "?") << (s.value("weight_symmetric", true) ? " symmetric " : " asymmetric ")
       << s.value("weight_estimator", "?") << ", activations " << (s.value("act_symmetric", false) ? "symmetric " : "asymmetric ")
       << s.value("act_estimator", "?") << ", first/last layer " << s.value("first_last", "?") << ", BN folded "
-      << (s.value("bn_fold", true) ? "yes" : "no") << ", " << s.value("samples", 0) << " images";
+      << (s.value("bn_fold", true) ? "yes" : "no") << ", " << s.value("samples", 0) << " images, "
+      << s.value("calibration_samples", 0) << " calibration images x " << s.value("calibration_draws", 1) << " draws";
   return out.str();
 }
 
+std::string number(double value, bool sign = false) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2) << (sign && value >= 0 ? "+" : "") << value;
+  return out.str();
+}
+
+// mean ± std (n), or the value alone for one seed.
 std::string cell(const nlohmann::json& accuracy, const std::string& column) {
   if (!accuracy.contains(column)) return "";
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(2) << accuracy[column].get<double>();
-  return out.str();
+  const auto& s = accuracy[column];
+  if (s.at("n").get<int64_t>() < 2) return number(s.at("mean").get<double>());
+  return number(s.at("mean").get<double>()) + " ± " + number(s.at("std").get<double>()) + " (" +
+         std::to_string(s.at("n").get<int64_t>()) + ")";
+}
+
+// +mean [low, high], bold when the interval excludes 0.
+std::string difference_cell(const nlohmann::json& difference, const std::string& column) {
+  if (!difference.contains(column)) return "";
+  const auto& d = difference[column];
+  const std::string mean = number(d.at("mean").get<double>(), true);
+  if (!d.at("defined").get<bool>()) return mean + " (n=" + std::to_string(d.at("n").get<int64_t>()) + ")";
+  const std::string shown = d.at("excludes_zero").get<bool>() ? "**" + mean + "**" : mean;
+  return shown + " [" + number(d.at("low").get<double>(), true) + ", " + number(d.at("high").get<double>(), true) + "]";
 }
 
 }  // namespace
 
 void write_table(const nlohmann::json& table, const std::string& dir) {
   const auto columns = table.at("columns").get<std::vector<std::string>>();
+  const auto reference = table.value("reference", std::string("none"));
   std::ostringstream md, csv;
-  md << "# " << table.at("experiment").get<std::string>() << ": accuracy (%)\n";
-  csv << "variant,quantizer,split";
-  for (const auto& c : columns) csv << "," << c;
-  csv << "\n";
-  for (const auto& t : table.at("tables")) {
-    const auto quantizer = t.at("quantizer").get<std::string>();
-    const auto split = t.at("split").get<std::string>();
-    md << "\n## " << quantizer << ", " << split << " split\n\n" << settings_text(t.at("settings")) << "\n\n| variant |";
+  md << "# " << table.at("experiment").get<std::string>()
+     << ": accuracy (%)\n\nCells: mean ± std (number of seeds) over seeds; each seed's value is the mean over its "
+        "calibration draws. Differences: mean paired difference from "
+     << reference << " (paired by seed) [95 % t-interval]; bold where the interval excludes 0.\n";
+  csv << "table,variant,quantizer,split,column,mean,std,n,low,high\n";
+  auto header_row = [&](const char* first) {
+    md << "| " << first << " |";
     for (const auto& c : columns) md << " " << c << " |";
     md << "\n| --- |";
     for (size_t i = 0; i < columns.size(); ++i) md << " --- |";
     md << "\n";
+  };
+  for (const auto& t : table.at("tables")) {
+    const auto quantizer = t.at("quantizer").get<std::string>();
+    const auto split = t.at("split").get<std::string>();
+    md << "\n## " << quantizer << ", " << split << " split\n\n" << settings_text(t.at("settings")) << "\n\n";
+    header_row("variant");
     for (const auto& row : t.at("rows")) {
       const auto variant = row.at("variant").get<std::string>();
       md << "| " << variant << " |";
-      csv << variant << "," << quantizer << "," << split;
-      for (const auto& c : columns) {
-        md << " " << cell(row.at("accuracy"), c) << " |";
-        csv << "," << (row.at("accuracy").contains(c) ? row.at("accuracy")[c].dump() : "");
-      }
+      for (const auto& c : columns) md << " " << cell(row.at("accuracy"), c) << " |";
       md << "\n";
-      csv << "\n";
+      for (const auto& [column, s] : row.at("accuracy").items())
+        csv << "accuracy," << variant << "," << quantizer << "," << split << "," << column << "," << s.at("mean").dump()
+            << "," << s.at("std").dump() << "," << s.at("n") << ",,\n";
+    }
+    if (!t.contains("comparison")) continue;
+    md << "\nDifference from " << reference << ":\n\n";
+    header_row("variant");
+    for (const auto& row : t.at("comparison")) {
+      const auto variant = row.at("variant").get<std::string>();
+      md << "| " << variant << " |";
+      for (const auto& c : columns) md << " " << difference_cell(row.at("difference"), c) << " |";
+      md << "\n";
+      for (const auto& [column, d] : row.at("difference").items())
+        csv << "difference," << variant << "," << quantizer << "," << split << "," << column << "," << d.at("mean").dump()
+            << "," << d.at("std").dump() << "," << d.at("n") << ","
+            << (d.at("defined").get<bool>() ? d.at("low").dump() + "," + d.at("high").dump() : std::string(",")) << "\n";
     }
   }
   util::write_file_atomically(dir + "/table.json", table.dump(2) + "\n");
@@ -90,7 +180,7 @@ void write_table(const nlohmann::json& table, const std::string& dir) {
 }
 
 std::vector<std::string> write_plots(const nlohmann::json& table, const std::string& dir, std::string& warning) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  if (!has_gnuplot()) {
     warning = "gnuplot not found: no plots written (install Debian's gnuplot-nox)";
     return {};
   }
@@ -107,50 +197,31 @@ std::vector<std::string> write_plots(const nlohmann::json& table, const std::str
   for (const auto& quantizer : quantizers) {
     const auto& t = chosen[quantizer];
     const auto& rows = t.at("rows");
-    // Data: one line per configuration, one column per variant.
+    // Data: one line per configuration, a (mean, std) pair of columns per variant.
     std::ostringstream data;
-    data << "config";
-    for (const auto& row : rows) data << " \"" << row.at("variant").get<std::string>() << "\"";
-    data << "\n";
     for (const auto& c : columns) {
       data << c;
-      for (const auto& row : rows) data << " " << (row.at("accuracy").contains(c) ? cell(row.at("accuracy"), c) : "NaN");
+      for (const auto& row : rows) {
+        const auto& accuracy = row.at("accuracy");
+        if (accuracy.contains(c)) data << " " << accuracy[c].at("mean").dump() << " " << accuracy[c].at("std").dump();
+        else data << " NaN NaN";
+      }
       data << "\n";
     }
-    const std::string stem = dir + "/plot_" + quantizer;
-    util::write_file_atomically(stem + ".dat", data.str());
-    std::ostringstream script;
-    // Twelve distinguishable colours before they repeat (gnuplot's default cycle is eight).
-    script << "set datafile missing 'NaN'\n";
-    const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                             "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
-    for (int i = 0; i < 12; ++i) script << "set linetype " << i + 1 << " lc rgb '" << colours[i] << "'\n";
-    script << "set linetype cycle 12\nset key autotitle columnhead\nset key outside right\n"
-           << "set ylabel 'accuracy (%)'\nset xlabel 'weight / activation bits'\nset yrange [0:100]\nset grid ytics\n"
-           << "set title '" << table.at("experiment").get<std::string>() << ": " << quantizer << ", "
-           << t.at("split").get<std::string>() << " split' noenhanced\n";
-    const std::string plot = "plot for [i=2:" + std::to_string(rows.size() + 1) + "] '" + stem +
-                             ".dat' using 0:i:xtic(1) with linespoints lt (i - 1) lw 2 pt (i % 7 + 4)\n";
-    for (const auto& [terminal, extension] : {std::pair<const char*, const char*>{"svg size 800,450 noenhanced", "svg"},
-                                              {"pngcairo size 800,450 noenhanced", "png"}}) {
-      const std::string target = stem + "." + extension;
-      script << "set terminal " << terminal << "\nset output '" << target << ".tmp'\n" << plot << "set output\n";
+    std::ostringstream setup, plot;
+    setup << "set datafile missing 'NaN'\n" << line_colours() << "set key outside right\nset ylabel 'accuracy (%)'\n"
+          << "set xlabel 'weight / activation bits'\nset yrange [0:100]\nset grid ytics\nset bars small\n"
+          << "set title '" << table.at("experiment").get<std::string>() << ": " << quantizer << ", "
+          << t.at("split").get<std::string>() << " split, mean ± std over seeds' noenhanced\n";
+    plot << "plot ";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const size_t mean_column = 2 + 2 * i;
+      plot << (i ? ", " : "") << (i ? "''" : "DATA") << " using 0:" << mean_column << ":" << mean_column + 1
+           << (i ? "" : ":xtic(1)") << " with yerrorlines lt " << i + 1 << " lw 2 pt " << (i + 1) % 7 + 4 << " title '"
+           << rows[i].at("variant").get<std::string>() << "'";
     }
-    util::write_file_atomically(stem + ".gp", script.str());
-    const std::string command = "gnuplot '" + stem + ".gp' 2>'" + stem + ".log'";
-    if (std::system(command.c_str()) != 0) {
-      // gnuplot echoes the offending line first; its message is the last line.
-      std::istringstream log(util::read_file(stem + ".log"));
-      std::string line, message;
-      while (std::getline(log, line))
-        if (!line.empty()) message = line;
-      throw RuntimeFailure("gnuplot failed on " + stem + ".gp: " + message);
-    }
-    fs::remove(stem + ".log");
-    for (const char* extension : {"svg", "png"}) {
-      fs::rename(stem + "." + extension + ".tmp", stem + "." + extension);
-      written.push_back(stem + "." + extension);
-    }
+    for (const auto& file : render_gnuplot(dir + "/plot_" + quantizer, data.str(), setup.str(), plot.str()))
+      written.push_back(file);
   }
   return written;
 }

@@ -1,26 +1,35 @@
 #pragma once
 // Experiment tables in the paper's shape: one row per variant, one column per quantization
 // configuration (fp32, w8a8, w6a6, ...), one table per (quantizer setting, split), built from
-// the variants' sweep-bits documents; and accuracy-against-bit-width plots drawn by gnuplot.
+// the variants' sweep-bits documents of every seed. A cell is the mean ± std over seeds (each
+// seed's value already the mean over its calibration draws). A comparison section gives, for
+// every variant, its paired difference from a reference variant (paired by seed) with the 95 %
+// t-interval. Plots show accuracy against bit-width with ±1 std error bars, drawn by gnuplot.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace qrobust::report {
 
-// One sweep document (sweep/sweep.h) of one variant under one quantizer setting and split.
+// One sweep document (sweep/sweep.h) of one variant and seed under one quantizer setting and split.
 struct SweepEntry {
   std::string variant;
+  int64_t seed = 0;
   std::string quantizer;
   std::string split;
   nlohmann::json sweep;
 };
 
-// {"experiment", "columns": [configs], "tables": [{"quantizer", "split", "settings",
-//  "rows": [{"variant", "accuracy": {config: value}}]}]} in the entries' order.
-nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries);
+// {"experiment", "reference", "columns": [configs], "tables": [{"quantizer", "split", "settings",
+//   "rows": [{"variant", "accuracy": {config: {"mean", "std", "n", "min", "max", "seeds", "values"}}}],
+//   "comparison": [{"variant", "difference": {config: {"mean", "std", "n", "low", "high",
+//                   "defined", "excludes_zero"}}}]}]}
+// in the entries' order. The comparison is left out when no variant is named `reference`.
+nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
+                          const std::string& reference = "none");
 
-// DIR/table.json, DIR/table.md and DIR/table.csv, each atomically.
+// DIR/table.json, DIR/table.md and DIR/table.csv (one line per cell), each atomically.
 void write_table(const nlohmann::json& table, const std::string& dir);
 
 // DIR/plot_<quantizer>.svg and .png for every quantizer's test-split table (the first split

@@ -5,12 +5,10 @@
 #include <iomanip>
 #include <sstream>
 
-#include "data/batches.h"
 #include "quant/bn_fold.h"
-#include "quant/calibration.h"
+#include "stats/summary.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
-#include "train/evaluate.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -19,13 +17,14 @@
 #include "util/runtime.h"
 
 namespace qrobust::sweep {
-namespace F = torch::nn::functional;
 
 std::vector<std::pair<int, int>> grid(const SweepOptions& options) {
   if (options.weight_bits.empty()) throw UsageError("--weight-bits: the list is empty");
   if (options.act_bits.empty()) throw UsageError("--act-bits: the list is empty");
   for (int bits : options.weight_bits) quant::check_bits(bits, "--weight-bits");
   for (int bits : options.act_bits) quant::check_bits(bits, "--act-bits");
+  if (options.calibration_draws < 1 || options.calibration_draws > 1000)
+    throw UsageError("--calibration-draws: must be 1..1000, got " + std::to_string(options.calibration_draws));
   std::vector<std::pair<int, int>> out;
   if (options.pairs) {
     if (options.weight_bits.size() != options.act_bits.size())
@@ -39,66 +38,6 @@ std::vector<std::pair<int, int>> grid(const SweepOptions& options) {
   return out;
 }
 
-namespace {
-
-// Mean over samples of KL(p_float ‖ p_quantized).
-double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
-  const auto p_log = float_logits.log_softmax(1), q_log = quant_logits.log_softmax(1);
-  return std::max(0.0, (p_log.exp() * (p_log - q_log)).sum(1).mean().item<double>());  // rounding can go below 0
-}
-
-// Gradients of the mean test loss: per layer weight gradient, per point mean per-sample ‖∂CE_i/∂a_i‖₁.
-struct FirstOrder {
-  std::vector<torch::Tensor> weight_grads;  // CPU, per layer
-  std::vector<double> activation_l1;        // per point (0 for a point the loss does not depend on through weights)
-};
-
-FirstOrder first_order_gradients(models::ClassifierImpl& model, const data::LabeledImages& split,
-                                 const data::DatasetInfo& info, int64_t batch_size, torch::Device device) {
-  model.eval();
-  const auto& layers = model.quant_layers();
-  const auto& points = model.quant_points();
-  FirstOrder out;
-  for (const auto& layer : layers) out.weight_grads.push_back(torch::zeros_like(layer.weight()));
-  out.activation_l1.assign(points.size(), 0.0);
-  // Sums stay on the device until the end (no synchronization per batch).
-  std::vector<torch::Tensor> activation_sums(points.size(), torch::zeros({}, torch::TensorOptions().device(device)));
-  data::BatchOptions options;
-  options.batch_size = batch_size;
-  data::EpochBatches batches(split, info, options, 0, device);
-  const double n = static_cast<double>(split.size());
-  model.set_quant_point_mode(models::QuantPointMode::kRecord);
-  for (int64_t b = 0; b < batches.size(); ++b) {
-    const auto batch = batches.get(b);
-    // Sum of per-sample losses / N: summed over batches this is the gradient of the mean loss.
-    const auto loss = F::cross_entropy(model.forward(batch.images.requires_grad_(true)), batch.targets,
-                                       F::CrossEntropyFuncOptions().reduction(torch::kSum)) / n;
-    std::vector<torch::Tensor> inputs;
-    for (const auto& layer : layers) inputs.push_back(layer.weight());
-    for (const auto& point : points) inputs.push_back(point->recorded());
-    const auto grads = torch::autograd::grad({loss}, inputs);
-    for (size_t i = 0; i < layers.size(); ++i) out.weight_grads[i] += grads[i];
-    for (size_t i = 0; i < points.size(); ++i) activation_sums[i] += grads[layers.size() + i].abs().sum();
-  }
-  model.set_quant_point_mode(models::QuantPointMode::kOff);
-  for (size_t i = 0; i < points.size(); ++i) out.activation_l1[i] = activation_sums[i].item<double>();
-  for (auto& g : out.weight_grads) g = g.cpu();
-  return out;
-}
-
-double first_order_bound(const FirstOrder& gradients, const std::vector<torch::Tensor>& weight_steps,
-                         const std::vector<double>& activation_steps) {
-  double bound = 0;
-  for (size_t i = 0; i < weight_steps.size(); ++i) {
-    const auto per_channel = gradients.weight_grads[i].abs().reshape({gradients.weight_grads[i].size(0), -1}).sum(1);
-    bound += (weight_steps[i] / 2 * per_channel).sum().item<double>();
-  }
-  for (size_t i = 0; i < activation_steps.size(); ++i) bound += activation_steps[i] / 2 * gradients.activation_l1[i];
-  return bound;
-}
-
-std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
-
 const data::LabeledImages& evaluation_split(const data::DataSplits& splits, const std::string& split) {
   if (split == "test") return splits.test;
   if (split != "val") throw UsageError("sweep split must be test or val, got \"" + split + "\"");
@@ -106,63 +45,151 @@ const data::LabeledImages& evaluation_split(const data::DataSplits& splits, cons
   return splits.val;
 }
 
-}  // namespace
+double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
+  const auto p_log = float_logits.log_softmax(1), q_log = quant_logits.log_softmax(1);
+  return std::max(0.0, (p_log.exp() * (p_log - q_log)).sum(1).mean().item<double>());  // rounding can go below 0
+}
 
-nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
-                         const SweepOptions& options) {
-  grid(options);  // bad lists fail before any work
+PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplits& splits,
+                            const config::ExperimentConfig& config, const std::string& split, int64_t draws,
+                            torch::Device device) {
+  PreparedModel prepared;
+  prepared.images = &evaluation_split(splits, split);
+  const int64_t batch = config.data.eval_batch_size;
+  model.eval();
+  prepared.float_predictions = train::predict(model, *prepared.images, splits.info, batch, device);
+  prepared.reference = train::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
+  if (config.quant.bn_fold) quant::fold_batch_norms(model);
+  prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
+  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant);
+  for (int64_t draw = 0; draw < draws; ++draw)
+    prepared.quantizer->calibrate(quant::calibration_batches(splits, config, device, draw));
+  return prepared;
+}
+
+nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
+                               const std::string& split) {
+  const auto& q = config.quant;
+  return {{"model", config.model.name},
+          {"dataset", config.data.dataset},
+          {"split", split},
+          {"samples", evaluation_split(splits, split).size()},
+          {"weight_granularity", q.weight_granularity},
+          {"weight_symmetric", q.weight_symmetric},
+          {"act_symmetric", q.act_symmetric},
+          {"weight_estimator", q.weight_estimator},
+          {"act_estimator", q.act_estimator},
+          {"percentile", q.percentile},
+          {"first_last", q.first_last},
+          {"bn_fold", q.bn_fold},
+          {"calibration_samples", std::min(q.calibration_samples, splits.train.size())},
+          {"quant", config::to_json(q)},
+          {"seed", config.seed}};
+}
+
+models::Classifier load_trained_model(const config::ExperimentConfig& config, const std::string& checkpoint,
+                                      torch::Device device) {
+  auto model = train::build_model(config, device);
+  train::load_checkpoint(checkpoint, *model, nullptr);
+  return model;
+}
+
+nlohmann::json analyse_checkpoint(
+    const config::ExperimentConfig& config, const std::string& checkpoint,
+    const std::function<nlohmann::json(models::ClassifierImpl&, const data::DataSplits&, torch::Device)>& analyse) {
   const auto start = std::chrono::steady_clock::now();
   const torch::Device device = util::resolve_device(config.device);
   util::configure_threads(config.threads);
-  auto model = train::build_model(config, device);
-  train::load_checkpoint(checkpoint, *model, nullptr);
+  auto model = load_trained_model(config, checkpoint, device);
   const auto splits = data::load_splits(config.data, config.seed);
-  auto result = sweep_model(*model, splits, config, options, device);
+  auto result = analyse(*model, splits, device);
   result["header"]["checkpoint"] = checkpoint;
   result["header"]["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
+nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,
+                         const SweepOptions& options) {
+  grid(options);  // bad lists fail before any work
+  return analyse_checkpoint(config, checkpoint, [&](models::ClassifierImpl& model, const data::DataSplits& splits,
+                                                    torch::Device device) {
+    return sweep_model(model, splits, config, options, device);
+  });
+}
+
+namespace {
+
+std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
+
+// One configuration's figures, averaged over the calibration draws.
+nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits& splits, int64_t eval_batch, int w,
+                                 int a, torch::Device device, bool with_top5) {
+  auto& quantizer = *prepared.quantizer;
+  const auto plan = quantizer.plan(w, a);
+  const quant::WeightQuantizeScope weights(quantizer, plan.layer_bits);
+  const auto weight_steps = quantizer.weight_steps(plan.layer_bits);
+  std::vector<double> accuracy, top5, loss, kl, bound;
+  for (size_t draw = 0; draw < quantizer.draws(); ++draw) {
+    const models::QuantizeScope activations(quantizer.model().quant_points(),
+                                            quantizer.activation_quantizers(plan.point_bits, draw));
+    const auto logits = train::predict(quantizer.model(), *prepared.images, splits.info, eval_batch, device).logits;
+    const auto scored = train::score(logits, prepared.float_predictions.targets);
+    accuracy.push_back(scored.accuracy);
+    top5.push_back(scored.top5);
+    loss.push_back(scored.loss);
+    kl.push_back(mean_kl(prepared.float_predictions.logits, logits));
+    bound.push_back(
+        first_order_bound(prepared.gradients, weight_steps, quantizer.activation_steps(plan.point_bits, draw)).total());
+  }
+  const auto acc = stats::summarize(accuracy);
+  const double mean_loss = stats::summarize(loss).mean;
+  nlohmann::json row = {{"config", "w" + bits_label(w) + "a" + bits_label(a)},
+                        {"weight_bits", w},
+                        {"act_bits", a},
+                        {"accuracy", acc.mean},
+                        {"accuracy_std", acc.std},
+                        {"accuracy_min", acc.min},
+                        {"accuracy_max", acc.max},
+                        {"accuracy_draws", accuracy},
+                        {"loss", mean_loss},
+                        {"kl_to_fp32", stats::summarize(kl).mean},
+                        {"first_order_bound", stats::summarize(bound).mean},
+                        {"loss_increase", mean_loss - prepared.reference.loss}};
+  if (with_top5) row["top5"] = stats::summarize(top5).mean;
+  return row;
+}
+
+}  // namespace
+
 nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits& splits,
                            const config::ExperimentConfig& config, const SweepOptions& options, torch::Device device) {
   const auto configurations = grid(options);
   const auto start = std::chrono::steady_clock::now();
-  model.eval();
-  const int64_t batch = config.data.eval_batch_size;
-
-  const data::LabeledImages& images = evaluation_split(splits, options.split);
-  const auto float_predictions = train::predict(model, images, splits.info, batch, device);
-  const auto& float_logits = float_predictions.logits;
-  const auto reference = train::score(float_logits, float_predictions.targets);
-  if (config.quant.bn_fold) quant::fold_batch_norms(model);
-  const auto gradients = first_order_gradients(model, images, splits.info, batch, device);
-
-  quant::PostTrainingQuantizer quantizer(model, config.quant);
-  quantizer.calibrate(quant::calibration_batches(splits, config, device));
-
+  auto prepared = prepare_model(model, splits, config, options.split, options.calibration_draws, device);
+  const auto& reference = prepared.reference;
   const bool with_top5 = splits.info.num_classes >= 100;
-  auto row_json = [&](int w, int a, const train::EvalResult& m, double kl, double bound) {
-    nlohmann::json row = {{"weight_bits", w}, {"act_bits", a},        {"accuracy", m.accuracy},
-                          {"loss", m.loss},   {"kl_to_fp32", kl},     {"first_order_bound", bound},
-                          {"loss_increase", m.loss - reference.loss}};
-    if (with_top5) row["top5"] = m.top5;
-    return row;
-  };
-  nlohmann::json rows = nlohmann::json::array();
-  rows.push_back(row_json(quant::kFloatBits, quant::kFloatBits, reference, 0.0, 0.0));
-  rows.back()["config"] = "fp32";
+
+  nlohmann::json fp32 = {{"config", "fp32"},
+                         {"weight_bits", quant::kFloatBits},
+                         {"act_bits", quant::kFloatBits},
+                         {"accuracy", reference.accuracy},
+                         {"accuracy_std", 0.0},
+                         {"accuracy_min", reference.accuracy},
+                         {"accuracy_max", reference.accuracy},
+                         {"accuracy_draws", {reference.accuracy}},
+                         {"loss", reference.loss},
+                         {"kl_to_fp32", 0.0},
+                         {"first_order_bound", 0.0},
+                         {"loss_increase", 0.0}};
+  if (with_top5) fp32["top5"] = reference.top5;
+  nlohmann::json rows = nlohmann::json::array({fp32});
   util::ProgressLine progress("sweep", static_cast<int64_t>(configurations.size()), "configs");
   const int64_t rank = options.parallel ? options.parallel->rank() : 0;
   const int64_t processes = options.parallel ? options.parallel->world_size() : 1;
   for (size_t k = 0; k < configurations.size(); ++k) {
     if (static_cast<int64_t>(k) % processes != rank) continue;
     const auto [w, a] = configurations[k];
-    quantizer.apply(w, a);
-    const auto logits = train::predict(model, images, splits.info, batch, device).logits;
-    const double bound = first_order_bound(gradients, quantizer.weight_steps(w), quantizer.activation_steps(a));
-    rows.push_back(row_json(w, a, train::score(logits, float_predictions.targets), mean_kl(float_logits, logits), bound));
-    rows.back()["config"] = "w" + bits_label(w) + "a" + bits_label(a);
-    quantizer.restore();
+    rows.push_back(configuration_row(prepared, splits, config.data.eval_batch_size, w, a, device, with_top5));
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
   }
   if (options.progress) progress.finish();
@@ -181,53 +208,49 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
     rows = std::move(ordered);
   }
 
-  const auto& q = config.quant;
-  nlohmann::json header = {
-      {"model", config.model.name},
-      {"dataset", config.data.dataset},
-      {"split", options.split},
-      {"samples", images.size()},
-      {"weight_granularity", q.weight_granularity},
-      {"weight_symmetric", q.weight_symmetric},
-      {"act_symmetric", q.act_symmetric},
-      {"weight_estimator", q.weight_estimator},
-      {"act_estimator", q.act_estimator},
-      {"percentile", q.percentile},
-      {"first_last", q.first_last},
-      {"bn_fold", q.bn_fold},
-      {"calibration_samples", std::min(q.calibration_samples, splits.train.size())},
-      {"seed", config.seed},
-      {"git_sha", util::git_sha()},
-      {"libtorch", util::libtorch_version()},
-      {"elapsed_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+  auto header = settings_header(config, splits, options.split);
+  header["calibration_draws"] = options.calibration_draws;
+  header["git_sha"] = util::git_sha();
+  header["libtorch"] = util::libtorch_version();
+  header["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {{"header", header}, {"rows", rows}};
 }
 
 void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
   const auto& rows = sweep["rows"];
   const bool top5 = rows[0].contains("top5");
-  std::ostringstream md, csv;
   const auto& h = sweep["header"];
+  const bool draws = h.value("calibration_draws", 1) > 1;
+  std::ostringstream md, csv;
   md << "# " << h["model"].get<std::string>() << " on " << h["dataset"].get<std::string>() << " ("
      << h["split"].get<std::string>() << " split, " << h["samples"] << " images)\n\n"
      << "checkpoint `" << h["checkpoint"].get<std::string>() << "`; weights " << h["weight_granularity"].get<std::string>()
      << (h["weight_symmetric"].get<bool>() ? " symmetric" : " asymmetric") << " " << h["weight_estimator"].get<std::string>()
      << "; activations " << (h["act_symmetric"].get<bool>() ? "symmetric " : "asymmetric ")
      << h["act_estimator"].get<std::string>() << "; first/last layer " << h["first_last"].get<std::string>()
-     << "; BN folded " << (h["bn_fold"].get<bool>() ? "yes" : "no") << "; " << h["calibration_samples"] << " calibration images\n\n"
+     << "; BN folded " << (h["bn_fold"].get<bool>() ? "yes" : "no") << "; " << h["calibration_samples"] << " calibration images"
+     << (draws ? " x " + std::to_string(h["calibration_draws"].get<int64_t>()) + " draws (accuracy: mean ± std [min, max]; other columns: means)"
+               : std::string())
+     << "\n\n"
      << "| config | W bits | A bits | accuracy |" << (top5 ? " top-5 |" : "")
      << " loss | KL to fp32 | first-order bound | loss increase |\n"
      << "| --- | --- | --- | --- |" << (top5 ? " --- |" : "") << " --- | --- | --- | --- |\n";
-  csv << "config,weight_bits,act_bits,accuracy," << (top5 ? "top5," : "") << "loss,kl_to_fp32,first_order_bound,loss_increase\n";
+  csv << "config,weight_bits,act_bits,accuracy,accuracy_std,accuracy_min,accuracy_max," << (top5 ? "top5," : "")
+      << "loss,kl_to_fp32,first_order_bound,loss_increase\n";
   md << std::fixed;
   for (const auto& row : rows) {
     md << "| " << row["config"].get<std::string>() << " | " << row["weight_bits"] << " | " << row["act_bits"] << " | "
-       << std::setprecision(2) << row["accuracy"].get<double>() << " | ";
+       << std::setprecision(2) << row["accuracy"].get<double>();
+    if (draws)
+      md << " ± " << row["accuracy_std"].get<double>() << " [" << row["accuracy_min"].get<double>() << ", "
+         << row["accuracy_max"].get<double>() << "]";
+    md << " | ";
     if (top5) md << row["top5"].get<double>() << " | ";
     md << std::setprecision(4) << row["loss"].get<double>() << " | " << row["kl_to_fp32"].get<double>() << " | "
        << row["first_order_bound"].get<double>() << " | " << row["loss_increase"].get<double>() << " |\n";
     csv << row["config"].get<std::string>() << "," << row["weight_bits"] << "," << row["act_bits"] << ","
-        << row["accuracy"].dump() << "," << (top5 ? row["top5"].dump() + "," : "") << row["loss"].dump() << ","
+        << row["accuracy"].dump() << "," << row["accuracy_std"].dump() << "," << row["accuracy_min"].dump() << ","
+        << row["accuracy_max"].dump() << "," << (top5 ? row["top5"].dump() + "," : "") << row["loss"].dump() << ","
         << row["kl_to_fp32"].dump() << "," << row["first_order_bound"].dump() << "," << row["loss_increase"].dump() << "\n";
   }
   const auto stem = std::filesystem::path(json_path).replace_extension("").string();

@@ -1,14 +1,14 @@
 #pragma once
 // `qrobust sweep-bits`: the accuracy of one trained float model at every (weight bits,
-// activation bits) configuration of a grid. The model is BN-folded and calibrated once; each
-// configuration quantizes the weights once and evaluates the test (or val) split with activation fake
-// quantization on. Each row also carries the KL divergence from the float predictions and the
-// paper's first-order bound on the loss increase,
-//   Σ_l Σ_c (δ_lc/2)·‖∂L/∂W_lc‖₁ + Σ_p (δ_p/2)·‖∂L/∂a_p‖₁,
-// with the gradients of the float model's mean test loss (per output channel c of layer l,
-// and per quantization point p as the mean of per-sample norms).
+// activation bits) configuration of a grid. The model is BN-folded and calibrated once per
+// calibration draw; each configuration quantizes the weights once and evaluates the test (or
+// val) split with activation fake quantization on, once per draw. Each row carries the mean
+// over draws (and their spread), the KL divergence from the float predictions and the paper's
+// first-order bound on the loss increase (sweep/first_order.h).
 #include <torch/torch.h>
 
+#include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +16,9 @@
 #include "config/config.h"
 #include "data/datasets.h"
 #include "models/classifier.h"
+#include "quant/calibration.h"
+#include "sweep/first_order.h"
+#include "train/evaluate.h"
 
 namespace qrobust::train {
 class DataParallel;
@@ -28,14 +31,51 @@ struct SweepOptions {
   std::vector<int> act_bits = {32, 8, 6, 5, 4, 3};
   bool pairs = false;  // zip the two lists instead of the full grid
   std::string split = "test";  // test | val (the held-out training images, for choosing hyperparameters)
+  int64_t calibration_draws = 1;  // independent seeded calibration samples; rows report their mean and spread
   bool progress = true;
   // Optional (train/distributed.h): configurations are shared out over the processes and the
   // rows gathered on rank 0, the only one that gets the full document.
   train::DataParallel* parallel = nullptr;
 };
 
-// The (weight bits, activation bits) configurations, after checking the lists.
+// The (weight bits, activation bits) configurations, after checking the lists and the draw count.
 std::vector<std::pair<int, int>> grid(const SweepOptions& options);
+
+// The split a sweep evaluates ("test" or "val"); a val split with no images is a usage error.
+const data::LabeledImages& evaluation_split(const data::DataSplits& splits, const std::string& split);
+
+// A trained float model made ready for post-training quantization on one split: its float
+// predictions, then BN-folded (when the config folds), the first-order gradients of its mean
+// loss, and `draws` calibration draws. The sweep and the sensitivity analysis start here.
+struct PreparedModel {
+  const data::LabeledImages* images = nullptr;
+  train::Predictions float_predictions;
+  train::EvalResult reference;  // float accuracy and loss
+  FirstOrder gradients;
+  std::unique_ptr<quant::PostTrainingQuantizer> quantizer;
+};
+PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplits& splits,
+                            const config::ExperimentConfig& config, const std::string& split, int64_t draws,
+                            torch::Device device);
+
+// What a sweep or sensitivity document's header says of the model, data and quantizer (no
+// timing or provenance): model, dataset, split, samples, the quant settings, seed.
+nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
+                               const std::string& split);
+
+// Mean over samples of KL(p_float ‖ p_quantized).
+double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits);
+
+// The model `config` describes with the weights of `checkpoint`, on `device`.
+models::Classifier load_trained_model(const config::ExperimentConfig& config, const std::string& checkpoint,
+                                      torch::Device device);
+
+// Loads `checkpoint` into the model `config` describes, and the config's data splits, on the
+// configured device and threads; returns analyse(model, splits, device) with the header's
+// `checkpoint` and `elapsed_seconds` filled in.
+nlohmann::json analyse_checkpoint(
+    const config::ExperimentConfig& config, const std::string& checkpoint,
+    const std::function<nlohmann::json(models::ClassifierImpl&, const data::DataSplits&, torch::Device)>& analyse);
 
 // Runs the sweep of `checkpoint` (trained with `config`); returns the JSON document.
 nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::string& checkpoint,

@@ -87,6 +87,26 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
   CHECK(table["rows"][0]["accuracy"].get<double>() == result["accuracy"].get<double>());
   CHECK(std::filesystem::exists(dir.file("sweep/s.md")));
   CHECK(std::filesystem::exists(dir.file("sweep/s.csv")));
+  const auto drawn = run(sweep + " --weight-bits 4 --act-bits 4 --calibration-draws 2 --set quant.calibration_samples=16");
+  REQUIRE(drawn.exit_code == 0);
+  CHECK(nlohmann::json::parse(util::read_file(dir.file("sweep/s.json")))["rows"][1]["accuracy_draws"].size() == 2);
+  CHECK(run(sweep + " --calibration-draws 0").exit_code == 2);
+
+  // sensitivity: a bad bit-width exits 2; a good run writes JSON, Markdown and CSV into the run.
+  for (const auto& bad : {std::string(" --bits 1"), std::string(" --bits 32"), std::string(" --split train")}) {
+    const auto r = run("sensitivity --run " + dir.file("run") + bad);
+    INFO(bad << ": " << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.output) == 1);
+  }
+  const auto sensitivity = run("sensitivity --run " + dir.file("run") + " --bits 4 --set quant.calibration_samples=16");
+  INFO(sensitivity.output);
+  REQUIRE(sensitivity.exit_code == 0);
+  const auto doc = nlohmann::json::parse(util::read_file(dir.file("run/sensitivity_w4_test.json")));
+  CHECK(doc["rows"].size() == 17);
+  CHECK(doc["fp32"]["accuracy"].get<double>() == result["accuracy"].get<double>());
+  CHECK(std::filesystem::exists(dir.file("run/sensitivity_w4_test.md")));
+  CHECK(std::filesystem::exists(dir.file("run/sensitivity_w4_test.csv")));
 
   std::filesystem::remove(data.file("test_batch.bin"));
   const auto missing = run("eval --checkpoint " + train::checkpoint_path(dir.file("run")));

@@ -136,7 +136,7 @@ TEST_CASE("the quant section is validated") {
   CHECK_THAT(error_of("quant:\n  percentile: 20\n"), Catch::StartsWith("configs/x.yaml:2: quant.percentile: must be in (50, 100]"));
 }
 
-TEST_CASE("the quant_aware section is validated and cannot be combined with a penalty") {
+TEST_CASE("the quant_aware section is validated and combines with every penalty but finite differences") {
   const auto c = config::parse_config("quant_aware:\n  weight_bits: 4\n  act_bits: 32\n", "x");
   CHECK(c.quant_aware.enabled());
   CHECK(c.quant_aware.weight_bits == 4);
@@ -144,6 +144,9 @@ TEST_CASE("the quant_aware section is validated and cannot be combined with a pe
   CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
   CHECK_THAT(error_of("quant_aware:\n  weight_bits: 1\n"),
              Catch::StartsWith("configs/x.yaml:2: quant_aware.weight_bits: must be 2..16, or 32 for float, got 1"));
-  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  lambda_w: 1\nquant_aware:\n  act_bits: 4\n"),
-             Catch::Contains("quant_aware.weight_bits: quantization-aware training cannot be combined with regularizer grad_l1"));
+  CHECK(config::parse_config("regularizer:\n  name: grad_l1\n  lambda_w: 1\nquant_aware:\n  act_bits: 4\n", "x")
+            .quant_aware.enabled());
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  lambda_w: 1\n  method: finite_difference\nquant_aware:\n  act_bits: 4\n"),
+             Catch::Contains("quant_aware.weight_bits: quantization-aware training cannot be combined with "
+                             "regularizer.method finite_difference"));
 }

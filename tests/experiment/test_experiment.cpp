@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 
 #include "experiment/experiment.h"
@@ -21,9 +22,11 @@ std::string write_base(const testing::TempDir& dir, const std::string& data) {
   return dir.file("base.yaml");
 }
 
-std::string experiment_text(const std::string& base) {
+std::string experiment_text(const std::string& base, const std::string& seeds = "[1, 2]",
+                            const std::string& calibration_samples = "32") {
   return "name: tiny_exp\n"
          "base: " + base + "\n"
+         "seeds: " + seeds + "\n"
          "baseline: true\n"
          "finetune: {train.epochs: 1, train.lr: 0.01}\n"
          "variants:\n"
@@ -33,26 +36,38 @@ std::string experiment_text(const std::string& base) {
          "  weight_bits: [8, 4]\n"
          "  act_bits: [8, 4]\n"
          "  splits: [val, test]\n"
+         "  calibration_draws: 2\n"
          "  quantizers:\n"
-         "    per_tensor: {}\n"
-         "    per_channel: {quant.weight_granularity: per_channel}\n";
+         "    per_tensor: {quant.calibration_samples: " + calibration_samples + "}\n"
+         "    per_channel: {quant.weight_granularity: per_channel}\n"
+         "sensitivity: {bits: 4, variants: [none], quantizers: [per_tensor]}\n";
+}
+
+double accuracy_of(const std::string& sweep_file, size_t row) {
+  return nlohmann::json::parse(util::read_file(sweep_file))["rows"][row]["accuracy"].get<double>();
 }
 
 }  // namespace
 
-TEST_CASE("an experiment trains a baseline once, fine-tunes and sweeps each variant, and tabulates them") {
+TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabulates each variant over seeds") {
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 48);
   const auto base = write_base(work, data.path());
   util::write_file_atomically(work.file("exp.yaml"), experiment_text(base));
   const auto experiment = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
-  REQUIRE(experiment.runs.size() == 3);
+  REQUIRE(experiment.runs.size() == 6);  // 2 seeds x (baseline + 2 variants)
   CHECK(experiment.runs[0].name == "baseline");
+  CHECK(experiment.runs[0].seed == 1);
+  CHECK(experiment.runs[3].seed == 2);
+  CHECK(experiment.runs[3].config.seed == 2);
   CHECK(experiment.runs[2].config.quant_aware.weight_bits == 4);
-  CHECK(experiment.runs[2].config.train.init_from == work.file("results") + "/tiny_exp/baseline/checkpoint.pt");
+  CHECK(experiment.runs[2].config.train.init_from == work.file("results") + "/tiny_exp/seed_1/baseline/checkpoint.pt");
+  CHECK(experiment.runs[5].config.train.init_from == work.file("results") + "/tiny_exp/seed_2/baseline/checkpoint.pt");
   CHECK(experiment.runs[1].config.train.lr == 0.01);
   CHECK(experiment.runs[0].config.train.lr == 0.05);
-  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("ste@4: train 1 of 1 epochs from"));
+  const auto plan = experiment::describe_plan(experiment);
+  CHECK_THAT(plan, Catch::Contains("seed 2 ste@4: train 1 of 1 epochs from"));
+  CHECK_THAT(plan, Catch::Contains("2 calibration draws"));
 
   // A stop request before the first step: nothing complete, and the next call resumes.
   std::atomic<bool> stop{true};
@@ -68,23 +83,83 @@ TEST_CASE("an experiment trains a baseline once, fine-tunes and sweeps each vari
   CHECK(first["quantizer"] == "per_tensor");
   CHECK(first["split"] == "val");
   REQUIRE(first["rows"].size() == 3);
-  // The table's numbers are the variants' sweep files'.
-  const auto sweep = nlohmann::json::parse(util::read_file(work.file("results/tiny_exp/ste@4/sweep_per_tensor_val.json")));
-  CHECK(first["rows"][2]["accuracy"]["w4a4"] == sweep["rows"][2]["accuracy"]);
+  // A cell is the mean and std over the seeds' sweep files (each already the mean over draws).
+  const std::string dir = work.file("results/tiny_exp");
+  const double seed1 = accuracy_of(dir + "/seed_1/ste@4/sweep_per_tensor_val.json", 2);
+  const double seed2 = accuracy_of(dir + "/seed_2/ste@4/sweep_per_tensor_val.json", 2);
+  const auto& cell = first["rows"][2]["accuracy"]["w4a4"];
+  CHECK(cell["n"] == 2);
+  CHECK(cell["mean"].get<double>() == Approx((seed1 + seed2) / 2));
+  CHECK(cell["std"].get<double>() == Approx(std::abs(seed1 - seed2) / std::sqrt(2.0)).margin(1e-9));
+  CHECK(cell["values"] == nlohmann::json({seed1, seed2}));
+  // The comparison pairs ste@4 with none seed by seed.
+  REQUIRE(first["comparison"].size() == 2);
+  const auto& difference = first["comparison"][1]["difference"]["w4a4"];
+  const double none1 = accuracy_of(dir + "/seed_1/none/sweep_per_tensor_val.json", 2);
+  const double none2 = accuracy_of(dir + "/seed_2/none/sweep_per_tensor_val.json", 2);
+  CHECK(difference["mean"].get<double>() == Approx(((seed1 - none1) + (seed2 - none2)) / 2));
+  CHECK(difference["n"] == 2);
+  const auto sweep = nlohmann::json::parse(util::read_file(dir + "/seed_1/ste@4/sweep_per_tensor_val.json"));
   CHECK(sweep["header"]["split"] == "val");
   CHECK(sweep["header"]["samples"] == 32);
-  CHECK(nlohmann::json::parse(util::read_file(work.file("results/tiny_exp/ste@4/sweep_per_channel_test.json")))["header"]["weight_granularity"] ==
+  CHECK(sweep["header"]["calibration_draws"] == 2);
+  CHECK(sweep["rows"][2]["accuracy_draws"].size() == 2);
+  CHECK(nlohmann::json::parse(util::read_file(dir + "/seed_2/ste@4/sweep_per_channel_test.json"))["header"]["weight_granularity"] ==
         "per_channel");
-  CHECK(fs::exists(work.file("results/tiny_exp/table.md")));
-  CHECK(train::read_checkpoint_info(work.file("results/tiny_exp/none/checkpoint.pt")).epoch == 1);
+  CHECK_THAT(util::read_file(dir + "/table.md"), Catch::Contains("Difference from none"));
+  CHECK(train::read_checkpoint_info(dir + "/seed_2/none/checkpoint.pt").epoch == 1);
+  // Sensitivity where asked for: none, per_tensor, both seeds; and the experiment's summary of it.
+  CHECK(fs::exists(dir + "/seed_1/none/sensitivity_per_tensor_test.json"));
+  CHECK(fs::exists(dir + "/seed_2/none/sensitivity_per_tensor_test.md"));
+  CHECK_FALSE(fs::exists(dir + "/seed_1/ste@4/sensitivity_per_tensor_test.json"));
+  CHECK_FALSE(fs::exists(dir + "/seed_1/none/sensitivity_per_channel_test.json"));
+  CHECK_THAT(util::read_file(dir + "/sensitivity.md"), Catch::Contains("| W conv1 |"));
+  // The gradient-norm figure's data: every variant, every layer.
+  const auto norms = nlohmann::json::parse(util::read_file(dir + "/gradient_norms.json"));
+  CHECK(norms["weight_l1"].size() == 8);  // resnet8: stem, 6 block convs, classifier
+  CHECK(norms["weight_l1"][0]["none"]["n"] == 2);
 
   // Everything complete: a re-run trains and sweeps nothing.
-  const auto checkpoint_time = fs::last_write_time(work.file("results/tiny_exp/none/checkpoint.pt"));
-  const auto sweep_time = fs::last_write_time(work.file("results/tiny_exp/none/sweep_per_tensor_test.json"));
+  const auto checkpoint_time = fs::last_write_time(dir + "/seed_1/none/checkpoint.pt");
+  const auto sweep_time = fs::last_write_time(dir + "/seed_1/none/sweep_per_tensor_test.json");
+  const auto sensitivity_time = fs::last_write_time(dir + "/seed_1/none/sensitivity_per_tensor_test.json");
   CHECK(experiment::run_experiment(experiment, {}) == table);
-  CHECK(fs::last_write_time(work.file("results/tiny_exp/none/checkpoint.pt")) == checkpoint_time);
-  CHECK(fs::last_write_time(work.file("results/tiny_exp/none/sweep_per_tensor_test.json")) == sweep_time);
-  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("none: trained; 0 sweeps to run"));
+  CHECK(fs::last_write_time(dir + "/seed_1/none/checkpoint.pt") == checkpoint_time);
+  CHECK(fs::last_write_time(dir + "/seed_1/none/sweep_per_tensor_test.json") == sweep_time);
+  CHECK(fs::last_write_time(dir + "/seed_1/none/sensitivity_per_tensor_test.json") == sensitivity_time);
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("seed 1 none: trained; 0 sweeps and 0 sensitivity"));
+
+  // A changed calibration sample size is a different request: those sweeps run again.
+  util::write_file_atomically(work.file("exp.yaml"), experiment_text(base, "[1, 2]", "16"));
+  const auto changed = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  CHECK_THAT(experiment::describe_plan(changed), Catch::Contains("seed 1 none: trained; 2 sweeps and 1 sensitivity"));
+}
+
+TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
+  testing::TempDir data, work;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  config.quant.calibration_samples = 16;
+  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
+  auto text = [&](const std::string& seeds) {
+    return "name: seeds\nbase: " + work.file("base.yaml") + "\nseeds: " + seeds +
+           "\nvariants: {none: {}}\nsweep: {weight_bits: [8], act_bits: [8]}\n";
+  };
+  util::write_file_atomically(work.file("exp.yaml"), text("[3]"));
+  experiment::run_experiment(experiment::load_experiment(work.file("exp.yaml"), work.file("results")), {});
+  const std::string first = work.file("results/seeds/seed_3/none/checkpoint.pt");
+  const auto first_time = fs::last_write_time(first);
+
+  util::write_file_atomically(work.file("exp.yaml"), text("[3, 4]"));
+  const auto both = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  const auto plan = experiment::describe_plan(both);
+  CHECK_THAT(plan, Catch::Contains("seed 3 none: trained; 0 sweeps"));
+  CHECK_THAT(plan, Catch::Contains("seed 4 none: train 1 of 1 epochs"));
+  const auto table = experiment::run_experiment(both, {});
+  CHECK(fs::last_write_time(first) == first_time);
+  CHECK(fs::exists(work.file("results/seeds/seed_4/none/checkpoint.pt")));
+  CHECK(table["tables"][0]["rows"][0]["accuracy"]["w8a8"]["n"] == 2);
+  CHECK(table["tables"][0]["comparison"].empty());  // one variant: nothing to compare with
 }
 
 TEST_CASE("experiment files with mistakes are one-line config errors that name the file and the part") {
@@ -112,4 +187,11 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for(head + "variants: {x: {}}\nfinetune: {train.epochs: 1}\n"), Catch::Contains("set baseline: true"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsweep: {weight_bits: [1]}\n"), Catch::Contains("sweep.weight_bits"));
   CHECK_THAT(error_for("base: " + work.file("missing.yaml") + "\nvariants: {x: {}}\n"), Catch::Contains("config file not found"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nseeds: [1, 1]\n"), Catch::Contains("seeds: lists seed 1 twice"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nreference: y\n"), Catch::Contains("reference: \"y\" is not one of the variants"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nsweep: {calibration_draws: 0}\n"),
+             Catch::Contains("sweep.calibration_draws: must be 1..1000"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {variants: [y]}\n"),
+             Catch::Contains("sensitivity.variants: \"y\" is not one of the variants"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {bits: 32}\n"), Catch::Contains("sensitivity.bits: must be 2..16"));
 }

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <memory>
+
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "test_support.h"
@@ -88,10 +90,10 @@ TEST_CASE("quantization points see every activation in forward order") {
   auto model = models::make_model("resnet20", {3, 32, 32, 10}, 4);
   model->eval();
   REQUIRE(model->quant_points().size() == 1 + 1 + 18 + 1);  // input, stem, two per block, pooled
-  model->set_quant_point_mode(models::QuantPointMode::kRecord);
+  const auto& points = model->quant_points();
+  auto record = std::make_unique<models::RecordScope>(points);
   const auto images = torch::randn({3, 3, 32, 32});
   const auto logits = model->forward(images);
-  const auto& points = model->quant_points();
   CHECK(torch::equal(points.front()->recorded(), images));
   // The last point is the classifier's input: the fc applied to it gives the logits.
   auto* fc = model->quant_layers().back().layer->as<torch::nn::Linear>();
@@ -99,7 +101,7 @@ TEST_CASE("quantization points see every activation in forward order") {
   for (const auto& point : points) CHECK(point->recorded().defined());
   // Every ReLU output is non-negative.
   for (size_t i = 1; i + 1 < points.size(); ++i) CHECK(points[i]->recorded().min().item<float>() >= 0);
-  model->set_quant_point_mode(models::QuantPointMode::kOff);
+  record.reset();
   CHECK_FALSE(points.front()->recorded().defined());
 }
 

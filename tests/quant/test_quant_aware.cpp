@@ -4,6 +4,7 @@
 #include "quant/bn_fold.h"
 #include "quant/calibration.h"
 #include "quant/quant_aware.h"
+#include "regularize/regularizer.h"
 
 using namespace qrobust;
 namespace F = torch::nn::functional;
@@ -46,10 +47,10 @@ TEST_CASE("a quantization-aware step computes what the sweep's BN-folded, quanti
   quant::fold_batch_norms(*deployed);
   quant::PostTrainingQuantizer ptq(*deployed, quant);
   ptq.calibrate(calibration);
-  ptq.apply(bits, bits);
   const auto images = torch::randn({8, 3, 16, 16});
   torch::Tensor expected;
   {
+    quant::QuantizedModelScope quantized(ptq, ptq.plan(bits, bits));
     torch::NoGradGuard no_grad;
     expected = deployed->forward(images);
   }
@@ -107,4 +108,50 @@ TEST_CASE("quantization-aware gradients are straight-through: the float gradient
     CHECK(layers[i].weight().grad().abs().sum().item<double>() > 0);
     CHECK(torch::allclose(layers[i].weight().grad(), leaves[i].grad(), 1e-4, 1e-6));
   }
+}
+
+TEST_CASE("quantization-aware training combines with the gradient penalty: it penalizes the quantized activations") {
+  std::vector<torch::Tensor> calibration;
+  auto model = model_with_statistics(calibration);
+  config::QuantConfig quant;
+  quant::QuantAwareTraining qat(*model, quant, 4, 4);
+  qat.begin_epoch(calibration);
+  const auto images = torch::randn({8, 3, 16, 16});
+  const auto targets = torch::randint(0, 10, {8}, torch::kLong);
+  config::RegularizerConfig penalty;
+  penalty.name = "grad_l1";
+  penalty.lambda_a = 0.5;
+
+  // By hand: the quantized forward, its activations recorded, one plain gradient.
+  double expected = 0;
+  {
+    quant::QuantAwareTraining::QuantizedStep step(qat);
+    models::RecordScope record(model->quant_points());
+    const auto ce = F::cross_entropy(model->forward(images), targets);
+    std::vector<torch::Tensor> activations;
+    for (const auto& point : model->quant_points())
+      if (point->recorded().requires_grad()) activations.push_back(point->recorded());
+    REQUIRE(activations.size() == model->quant_points().size() - 1);
+    // What is recorded is what the quantizer put out: few distinct values at 4 bits.
+    CHECK(std::get<0>(at::_unique(activations[1].detach())).numel() <= 16);
+    for (const auto& g : torch::autograd::grad({ce}, activations)) expected += 0.5 * g.abs().sum().item<double>();
+  }
+  model->zero_grad();
+  regularize::StepResult result;
+  {
+    quant::QuantAwareTraining::QuantizedStep step(qat);
+    result = regularize::make_regularizer(penalty)->step(*model, images, targets);
+  }
+  CHECK(result.penalty == Approx(expected).epsilon(1e-5));
+  for (const auto& layer : model->quant_layers()) {
+    CHECK(torch::isfinite(layer.weight().grad()).all().item<bool>());
+    CHECK(layer.forward_weight().is_same(layer.weight()));
+  }
+  for (const auto& point : model->quant_points()) {
+    CHECK_FALSE(point->quantizer());
+    CHECK_FALSE(point->recording());
+  }
+  // The float model's penalty is another number.
+  model->zero_grad();
+  CHECK(regularize::make_regularizer(penalty)->step(*model, images, targets).penalty != Approx(expected).epsilon(1e-3));
 }

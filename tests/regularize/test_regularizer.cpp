@@ -111,11 +111,14 @@ TEST_CASE("the gradient-norm penalty value equals the norms of a plain backward 
   model->eval();  // fixed batch-norm statistics: both passes see the same function
 
   // Independent: one ordinary backward, then sum the |gradients| by hand.
-  model->set_quant_point_mode(models::QuantPointMode::kRecord);
-  const auto ce = torch::nn::functional::cross_entropy(model->forward(x), y);
   std::vector<torch::Tensor> activations;
-  for (const auto& point : model->quant_points())
-    if (point->recorded().requires_grad()) activations.push_back(point->recorded());
+  torch::Tensor ce;
+  {
+    models::RecordScope record(model->quant_points());
+    ce = torch::nn::functional::cross_entropy(model->forward(x), y);
+    for (const auto& point : model->quant_points())
+      if (point->recorded().requires_grad()) activations.push_back(point->recorded());
+  }
   for (auto& a : activations) a.retain_grad();
   model->zero_grad();
   ce.backward();
@@ -125,7 +128,6 @@ TEST_CASE("the gradient-norm penalty value equals the norms of a plain backward 
     l2_w += layer.weight().grad().norm().item<double>();
   }
   for (const auto& a : activations) l1_a += a.grad().abs().sum().item<double>();
-  model->set_quant_point_mode(models::QuantPointMode::kOff);
   REQUIRE(activations.size() == model->quant_points().size() - 1);  // all but the input
 
   for (const auto& method : {"double_backprop", "finite_difference"}) {
@@ -200,7 +202,11 @@ TEST_CASE("every penalty runs on every shipped model with batch norm in train mo
       }
       CHECK(finite);
       CHECK(differs);
-      for (const auto& point : model->quant_points()) CHECK(point->mode() == models::QuantPointMode::kOff);
+      for (const auto& point : model->quant_points()) {
+        CHECK_FALSE(point->recording());
+        CHECK_FALSE(point->perturbation().defined());
+        CHECK_FALSE(point->quantizer());
+      }
     }
   }
 }

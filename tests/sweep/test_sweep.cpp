@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
+#include "quant/bn_fold.h"
+#include "report/sensitivity.h"
+#include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
@@ -82,4 +87,88 @@ TEST_CASE("the grid is the full product or the zipped pairs; bad lists are usage
   CHECK_THROWS_WITH(sweep::grid(options), Catch::Contains("--act-bits: the list is empty"));
   options.act_bits = {1};
   CHECK_THROWS_AS(sweep::grid(options), UsageError);
+}
+
+TEST_CASE("calibration draws: rows report the mean and spread of independent samples") {
+  TrainedRun run;
+  sweep::SweepOptions options;
+  options.weight_bits = {32, 4};
+  options.act_bits = {4, 4};
+  options.pairs = true;
+  options.progress = false;
+  options.calibration_draws = 3;
+  const auto result = sweep::run_sweep(run.config, run.checkpoint, options);
+  CHECK(result["header"]["calibration_draws"] == 3);
+  for (size_t r = 1; r < 3; ++r) {
+    const auto& row = result["rows"][r];
+    const auto draws = row["accuracy_draws"].get<std::vector<double>>();
+    REQUIRE(draws.size() == 3);
+    CHECK(row["accuracy"].get<double>() == Approx((draws[0] + draws[1] + draws[2]) / 3));
+    CHECK(row["accuracy_min"].get<double>() == *std::min_element(draws.begin(), draws.end()));
+    CHECK(row["accuracy_max"].get<double>() == *std::max_element(draws.begin(), draws.end()));
+  }
+  // Draw 0 is the single-draw sweep's calibration sample.
+  options.calibration_draws = 1;
+  const auto single = sweep::run_sweep(run.config, run.checkpoint, options);
+  CHECK(single["rows"][2]["accuracy"] == result["rows"][2]["accuracy_draws"][0]);
+  testing::TempDir out;
+  sweep::write_sweep(result, out.file("d.json"));
+  CHECK_THAT(util::read_file(out.file("d.md")), Catch::Contains("x 3 draws") && Catch::Contains(" ± "));
+}
+
+TEST_CASE("sensitivity: one in at 32 bits is the float model; one in for a layer quantizes only that layer") {
+  TrainedRun run;
+  sweep::SensitivityOptions options;
+  options.progress = false;
+  options.bits = 32;
+  const auto float_doc = sweep::run_sensitivity(run.config, run.checkpoint, options);
+  const double fp32_accuracy = float_doc["fp32"]["accuracy"].get<double>(), fp32_loss = float_doc["fp32"]["loss"].get<double>();
+  REQUIRE(float_doc["rows"].size() == 8 + 9);  // resnet8: 8 layers; input, stem, two per block, pooled
+  for (const auto& row : float_doc["rows"]) {
+    INFO(row["name"]);
+    CHECK(row["one_in"]["accuracy"].get<double>() == fp32_accuracy);
+    CHECK(row["one_in"]["loss"].get<double>() == Approx(fp32_loss).epsilon(1e-6));
+    CHECK(row["one_out"]["accuracy"].get<double>() == fp32_accuracy);
+    CHECK(row["bound_term"].get<double>() == 0.0);
+  }
+
+  options.bits = 4;
+  const auto doc = sweep::run_sensitivity(run.config, run.checkpoint, options);
+  // Independent: fold, then round one layer's weights to the symmetric 4-bit grid by hand.
+  for (const size_t layer : {size_t{0}, size_t{7}}) {
+    auto model = sweep::load_trained_model(run.config, run.checkpoint, torch::kCPU);
+    model->eval();
+    quant::fold_batch_norms(*model);
+    {
+      torch::NoGradGuard no_grad;
+      auto weight = model->quant_layers()[layer].weight();
+      const double scale = weight.abs().max().item<double>() / 7;
+      weight.copy_((weight / scale).round().clamp(-7, 7) * scale);
+    }
+    const auto splits = data::load_splits(run.config.data, run.config.seed);
+    const auto expected = train::evaluate(*model, splits.test, splits.info, run.config.data.eval_batch_size, torch::kCPU);
+    const auto& row = doc["rows"][layer];
+    INFO(row["name"]);
+    CHECK(row["kind"] == "weights");
+    CHECK(row["one_in"]["accuracy"].get<double>() == Approx(expected.accuracy));
+    CHECK(row["one_in"]["loss"].get<double>() == Approx(expected.loss).epsilon(1e-4));
+    CHECK(row["loss_increase"].get<double>() == Approx(expected.loss - fp32_loss).margin(1e-4));
+    CHECK(row["bound_term"].get<double>() > 0);
+  }
+  // Everything quantized is the sweep's 4/4 row.
+  sweep::SweepOptions sweep_options;
+  sweep_options.weight_bits = {4};
+  sweep_options.act_bits = {4};
+  sweep_options.progress = false;
+  const auto sweep = sweep::run_sweep(run.config, run.checkpoint, sweep_options);
+  CHECK(doc["all"]["accuracy"].get<double>() == sweep["rows"][1]["accuracy"].get<double>());
+  CHECK(doc["all"]["bound"].get<double>() == Approx(sweep["rows"][1]["first_order_bound"].get<double>()));
+
+  testing::TempDir out;
+  std::string warning;
+  const auto charts = report::write_sensitivity(doc, out.file("s.json"), warning);
+  CHECK_THAT(util::read_file(out.file("s.md")), Catch::Contains("| conv1 | weights | 4 |"));
+  const auto csv = util::read_file(out.file("s.csv"));
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 17);
+  if (warning.empty()) CHECK(charts.size() == 2);
 }
