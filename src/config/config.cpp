@@ -93,6 +93,12 @@ TrainConfig read_train(YamlSection s) {
   require(t.warmup_epochs >= 0 && t.warmup_epochs < static_cast<double>(t.epochs), s, "warmup_epochs",
           "must be in [0, epochs), got " + str(t.warmup_epochs));
   t.init_from = s.text("init_from", t.init_from);
+  t.stop_after = s.integer("stop_after", t.stop_after);
+  require(t.stop_after >= 0 && t.stop_after <= t.epochs, s, "stop_after",
+          "must be in 0..epochs (" + std::to_string(t.epochs) + "), got " + std::to_string(t.stop_after));
+  t.branch_from = s.text("branch_from", t.branch_from);
+  if (!t.branch_from.empty() && !t.init_from.empty())
+    s.fail("branch_from", "continues a run's schedule and momentum; it cannot be combined with init_from");
   s.finish();
   return t;
 }
@@ -257,7 +263,8 @@ std::string to_yaml(const ExperimentConfig& c) {
       << YAML::Key << "milestones" << YAML::Value << YAML::Flow << c.train.milestones
       << YAML::Key << "gamma" << YAML::Value << c.train.gamma
       << YAML::Key << "warmup_epochs" << YAML::Value << c.train.warmup_epochs
-      << YAML::Key << "init_from" << YAML::Value << c.train.init_from << YAML::EndMap;
+      << YAML::Key << "init_from" << YAML::Value << c.train.init_from << YAML::Key << "stop_after" << YAML::Value
+      << c.train.stop_after << YAML::Key << "branch_from" << YAML::Value << c.train.branch_from << YAML::EndMap;
   // Only the keys the chosen penalty reads, so the file parses back.
   const auto& r = c.regularizer;
   out << YAML::Key << "regularizer" << YAML::Value << YAML::BeginMap << YAML::Key << "name" << YAML::Value << r.name;

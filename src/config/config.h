@@ -46,6 +46,14 @@ struct TrainConfig {
   double gamma = 0.1;
   double warmup_epochs = 0;  // linear warm-up from 0, counted in (fractional) epochs
   std::string init_from;     // checkpoint to start from (fine-tuning); its optimizer state is not used
+  // Stop after this many epochs of the `epochs`-long schedule (0: train them all): a shared
+  // baseline that variants branch from late in one schedule.
+  int64_t stop_after = 0;
+  // Continue another run's checkpoint (weights, SGD momentum, epoch count) to the end of the
+  // same schedule, in a new run directory; excludes init_from.
+  std::string branch_from;
+
+  int64_t last_epoch() const { return stop_after > 0 ? stop_after : epochs; }
 };
 
 // The penalty added to cross-entropy (see regularize/regularizer.h).

@@ -100,6 +100,12 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   const bool shared_baseline = s.boolean("baseline", false);
   if (s.has("finetune") && !shared_baseline) s.fail("finetune", "applies to fine-tuning from a baseline: set baseline: true");
   const auto finetune = s.assignments("finetune");
+  const int64_t branch_epoch = s.integer("branch_epoch", 0);
+  if (s.has("branch_epoch")) {
+    if (!shared_baseline) s.fail("branch_epoch", "branches variants off a shared baseline: set baseline: true");
+    if (s.has("finetune")) s.fail("branch_epoch", "continues the baseline's schedule; it cannot be combined with finetune");
+    if (branch_epoch < 1) s.fail("branch_epoch", "must be at least 1, got " + std::to_string(branch_epoch));
+  }
   const auto variant_names = s.keys("variants");
   if (variant_names.empty()) s.fail("variants", "is required: at least one variant (e.g. none: {})");
   auto variants = s.section("variants");
@@ -170,15 +176,26 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
     const std::string dir = e.dir + "/seed_" + std::to_string(seed);
     const auto seeded = joined(base_overrides, {"seed=" + std::to_string(seed)});
     std::vector<std::string> variant_base = seeded;
-    if (shared_baseline) {
+    const std::string baseline_checkpoint = dir + "/baseline/checkpoint.pt";
+    if (shared_baseline && branch_epoch > 0) {
+      // One schedule: the baseline stops at the branch epoch, every variant continues it.
+      auto baseline = load_run_config(path, base, joined(seeded, {"train.stop_after=" + std::to_string(branch_epoch)}),
+                                      "baseline");
+      if (branch_epoch >= baseline.train.epochs)
+        s.fail("branch_epoch", "must be below train.epochs (" + std::to_string(baseline.train.epochs) + "), got " +
+                                   std::to_string(branch_epoch));
+      e.runs.push_back({"baseline", seed, baseline, dir + "/baseline", 0});
+      variant_base = joined(seeded, {"train.branch_from=" + baseline_checkpoint});
+    } else if (shared_baseline) {
       e.runs.push_back({"baseline", seed, load_run_config(path, base, seeded, "baseline"), dir + "/baseline"});
-      variant_base = joined(joined(seeded, finetune), {"train.init_from=" + dir + "/baseline/checkpoint.pt"});
+      variant_base = joined(joined(seeded, finetune), {"train.init_from=" + baseline_checkpoint});
     }
     for (const auto& name : variant_names) {
       check_name(variants, name, name, "variant name");
       if (name == "baseline" && shared_baseline) variants.fail(name, "\"baseline\" is the shared baseline's name");
       const auto overrides = joined(joined(variant_base, variants.assignments(name)), {"name=" + e.name + "." + name});
-      e.runs.push_back({name, seed, load_run_config(path, base, overrides, "variant \"" + name + "\""), dir + "/" + name});
+      e.runs.push_back({name, seed, load_run_config(path, base, overrides, "variant \"" + name + "\""), dir + "/" + name,
+                        branch_epoch});
     }
   }
   // Every sweep config is valid before anything runs.
@@ -247,6 +264,42 @@ std::string resume_hint(const Experiment& e) { return "; run `qrobust run --conf
 
 }  // namespace
 
+namespace {
+
+// Every sweep and sensitivity file the experiment asks of `run` is there and matches.
+bool results_complete(const Experiment& e, const PlannedRun& run) {
+  for (const auto& quantizer : e.quantizers) {
+    const auto config = sweep_config(run, quantizer);
+    for (const auto& split : e.splits) {
+      auto options = e.sweep;
+      options.split = split;
+      if (!existing_sweep(sweep_path(run, quantizer, split), config, options)) return false;
+    }
+    if (e.sensitivity.covers(run, quantizer) &&
+        !existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split), config, e.sensitivity))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<bool> runs_to_train(const Experiment& e) {
+  std::vector<bool> train(e.runs.size());
+  for (size_t i = 0; i < e.runs.size(); ++i) {
+    const auto& run = e.runs[i];
+    const auto state = train::inspect_run(run.dir, run.config);
+    train[i] = !state.complete && !(fs::exists(train::metrics_path(run.dir)) && results_complete(e, run));
+  }
+  // A variant that trains needs its seed's baseline checkpoint.
+  for (size_t i = 0; i < e.runs.size(); ++i) {
+    if (e.runs[i].name != "baseline" || fs::exists(train::checkpoint_path(e.runs[i].dir))) continue;
+    for (size_t j = i + 1; j < e.runs.size() && e.runs[j].seed == e.runs[i].seed; ++j)
+      if (train[j]) train[i] = true;
+  }
+  return train;
+}
+
 std::string describe_plan(const Experiment& e) {
   std::ostringstream out;
   out << "experiment " << e.name << " (" << e.file << "): " << e.seeds.size() << " seeds x "
@@ -260,7 +313,9 @@ std::string describe_plan(const Experiment& e) {
   std::map<std::string, double> step_seconds;
   std::map<std::string, EvalCost> eval_cost_of;
   std::map<std::string, data::DataSplits> splits_of;
-  for (const auto& run : e.runs) {
+  const auto to_train = runs_to_train(e);
+  for (size_t r = 0; r < e.runs.size(); ++r) {
+    const auto& run = e.runs[r];
     const auto& c = run.config;
     const auto state = train::inspect_run(run.dir, c);
     util::configure_threads(c.threads);
@@ -278,20 +333,25 @@ std::string describe_plan(const Experiment& e) {
     };
     double seconds = 0;
     out << "  seed " << run.seed << " " << run.name << ": ";
-    if (state.complete) {
-      out << "trained";
+    if (!to_train[r]) {
+      out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
     } else {
       // A step's cost depends on these, not on lambda, lr or epochs.
       const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" +
                               c.regularizer.method + "/" + std::to_string(c.quant_aware.enabled());
       if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
-      const int64_t epochs = c.train.epochs - state.logged_epochs;
+      const bool again = !state.complete && fs::exists(train::metrics_path(run.dir));  // retrained from scratch
+      const int64_t epochs = c.train.last_epoch() - run.first_epoch - (again ? 0 : state.logged_epochs);
       seconds += static_cast<double>(epochs) *
                  (static_cast<double>(steps) * step_seconds[key] +
                   static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
-      out << (state.started ? "resume after epoch " + std::to_string(state.logged_epochs) + ", " : std::string("train "))
-          << epochs << " of " << c.train.epochs << " epochs";
+      out << (again ? "train again (its checkpoint is needed), "
+                    : state.started ? "resume after " + std::to_string(state.logged_epochs) + " epochs, " : std::string("train "))
+          << epochs << " epochs";
+      if (c.train.stop_after > 0) out << " (1.." << c.train.stop_after << " of a " << c.train.epochs << "-epoch schedule)";
+      if (!c.train.branch_from.empty())
+        out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
     int pending = 0, pending_sensitivity = 0;
@@ -299,7 +359,7 @@ std::string describe_plan(const Experiment& e) {
       for (const auto& split : e.splits) {
         auto options = e.sweep;
         options.split = split;
-        if (state.complete && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options))
+        if (!to_train[r] && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options))
           continue;
         ++pending;
         // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
@@ -307,7 +367,7 @@ std::string describe_plan(const Experiment& e) {
         seconds += evaluations * images_of(split) * cost.seconds_per_image;
       }
       if (!e.sensitivity.covers(run, quantizer)) continue;
-      if (state.complete && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split),
+      if (!to_train[r] && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split),
                                                  sweep_config(run, quantizer), e.sensitivity))
         continue;
       ++pending_sensitivity;
@@ -330,11 +390,13 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   auto check_stop = [&](const std::string& what) {
     if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
   };
-  for (const auto& run : e.runs) {
+  const auto to_train = runs_to_train(e);
+  for (size_t r = 0; r < e.runs.size(); ++r) {
+    const auto& run = e.runs[r];
     const std::string label = "seed " + std::to_string(run.seed) + " " + run.name;
     bool trained_now = false;  // then result files already there describe other weights
     const auto state = train::inspect_run(run.dir, run.config);
-    if (state.complete) {
+    if (!to_train[r]) {
       spdlog::info("{}: already trained ({})", label, run.dir);
     } else {
       trained_now = true;

@@ -21,6 +21,9 @@
 //   set: {train.epochs: 30}               # overrides of the base (optional)
 //   baseline: true                        # train the base once; variants fine-tune from it
 //   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
+//   branch_epoch: 20                      # instead of finetune: the baseline stops after epoch 20
+//                                         # of the base schedule, every variant continues that
+//                                         # schedule (lr and momentum included) to its end
 //   variants:                             # name: overrides, in table order
 //     none: {}
 //     grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}
@@ -62,6 +65,7 @@ struct PlannedRun {
   int64_t seed = 0;
   config::ExperimentConfig config;
   std::string dir;
+  int64_t first_epoch = 0;  // the epoch it starts after: the branch epoch for a branched variant
 };
 
 struct SensitivityPlan {
@@ -97,6 +101,12 @@ struct RunOptions {
   train::TrainObserver* observer = nullptr;  // optional
   const std::atomic<bool>* stop = nullptr;   // optional
 };
+
+// Which runs still need training, in e.runs' order. A run is done when its metrics and
+// checkpoint are there, or when its metrics and every result the experiment asks of it are
+// (checkpoints are not committed, so a fresh clone has only the results); a seed's baseline is
+// trained again when a variant of that seed still needs its checkpoint.
+std::vector<bool> runs_to_train(const Experiment& experiment);
 
 // The plan, one line per run (done / resume at epoch k / train) and per pending sweep, with the
 // time each is expected to take from a short measurement of its training step here.

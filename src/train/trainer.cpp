@@ -191,6 +191,12 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   if (!resume_from.empty()) {
     start_epoch = load_checkpoint(resume_from, *model, &optimizer).epoch;
     spdlog::info("resuming {} after epoch {}", options.run_dir, start_epoch);
+  } else if (!config.train.branch_from.empty()) {
+    start_epoch = load_checkpoint(config.train.branch_from, *model, &optimizer).epoch;
+    if (start_epoch >= config.train.last_epoch())
+      throw UsageError("train.branch_from: " + config.train.branch_from + " is after epoch " + std::to_string(start_epoch) +
+                       ", but this run ends after epoch " + std::to_string(config.train.last_epoch()));
+    spdlog::info("continuing the schedule of {} after epoch {}", config.train.branch_from, start_epoch);
   } else if (!config.train.init_from.empty()) {
     load_checkpoint(config.train.init_from, *model, nullptr);
     spdlog::info("initialized weights from {}", config.train.init_from);
@@ -217,7 +223,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   double train_seconds = 0;
   int64_t trained_images = 0;
   nlohmann::json last_record;  // the final epoch's evaluations, reused for metrics.json
-  for (int64_t epoch = start_epoch; epoch < config.train.epochs; ++epoch) {
+  for (int64_t epoch = start_epoch; epoch < config.train.last_epoch(); ++epoch) {
     data::EpochBatches batches(splits.train, splits.info, batch_options,
                                data::mix_seed(static_cast<uint64_t>(config.seed), static_cast<uint64_t>(epoch)), device);
     if (options.observer) options.observer->on_epoch_start(epoch, config.train.epochs, batches.size(), splits.train.size());
@@ -315,6 +321,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       {"parameters", model->parameter_count()},
       {"dataset", config.data.dataset},
       {"epochs", config.train.epochs},
+      {"epochs_trained", config.train.last_epoch()},
       {"test", final_eval("test", splits.test)},
       {"device", device.str()},
       {"threads", threads},

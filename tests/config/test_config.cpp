@@ -136,6 +136,19 @@ TEST_CASE("the quant section is validated") {
   CHECK_THAT(error_of("quant:\n  percentile: 20\n"), Catch::StartsWith("configs/x.yaml:2: quant.percentile: must be in (50, 100]"));
 }
 
+TEST_CASE("train.stop_after and train.branch_from are validated and written back") {
+  const auto c = config::parse_config("train:\n  epochs: 30\n  stop_after: 20\n  branch_from: runs/b/checkpoint.pt\n", "x");
+  CHECK(c.train.stop_after == 20);
+  CHECK(c.train.last_epoch() == 20);
+  CHECK(c.train.branch_from == "runs/b/checkpoint.pt");
+  CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
+  CHECK(config::parse_config("name: y\n", "y").train.last_epoch() == 1);
+  CHECK_THAT(error_of("train:\n  epochs: 5\n  stop_after: 6\n"),
+             Catch::StartsWith("configs/x.yaml:3: train.stop_after: must be in 0..epochs (5), got 6"));
+  CHECK_THAT(error_of("train:\n  init_from: a.pt\n  branch_from: b.pt\n"),
+             Catch::Contains("train.branch_from: continues a run's schedule and momentum; it cannot be combined with init_from"));
+}
+
 TEST_CASE("the quant_aware section is validated and combines with every penalty but finite differences") {
   const auto c = config::parse_config("quant_aware:\n  weight_bits: 4\n  act_bits: 32\n", "x");
   CHECK(c.quant_aware.enabled());

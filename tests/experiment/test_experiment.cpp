@@ -195,3 +195,48 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
              Catch::Contains("sensitivity.variants: \"y\" is not one of the variants"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {bits: 32}\n"), Catch::Contains("sensitivity.bits: must be 2..16"));
 }
+
+TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed results are reused without checkpoints") {
+  testing::TempDir data, work;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 3);
+  config.quant.calibration_samples = 16;
+  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
+  auto text = [&](const std::string& variants) {
+    return "name: branch\nbase: " + work.file("base.yaml") + "\nbaseline: true\nbranch_epoch: 2\nvariants: {" + variants +
+           "}\nsweep: {weight_bits: [8], act_bits: [8]}\n";
+  };
+  util::write_file_atomically(work.file("exp.yaml"), text("none: {}"));
+  const auto experiment = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  REQUIRE(experiment.runs.size() == 2);
+  CHECK(experiment.runs[0].config.train.stop_after == 2);
+  CHECK(experiment.runs[1].config.train.branch_from == work.file("results/branch/seed_7/baseline/checkpoint.pt"));
+  CHECK(experiment.runs[1].first_epoch == 2);
+  const auto plan = experiment::describe_plan(experiment);
+  CHECK_THAT(plan, Catch::Contains("seed 7 baseline: train 2 epochs (1..2 of a 3-epoch schedule)"));
+  CHECK_THAT(plan, Catch::Contains("seed 7 none: train 1 epochs (3..3) continuing"));
+  const auto table = experiment::run_experiment(experiment, {});
+  const std::string dir = work.file("results/branch/seed_7");
+  CHECK(train::read_checkpoint_info(dir + "/baseline/checkpoint.pt").epoch == 2);
+  CHECK(train::read_checkpoint_info(dir + "/none/checkpoint.pt").epoch == 3);
+
+  // A fresh clone has the results but no checkpoints: nothing is trained again.
+  fs::remove(dir + "/baseline/checkpoint.pt");
+  fs::remove(dir + "/none/checkpoint.pt");
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("none: trained (results kept, checkpoint not here)"));
+  const auto sweep_time = fs::last_write_time(dir + "/none/sweep_default_test.json");
+  CHECK(experiment::run_experiment(experiment, {}) == table);
+  CHECK(fs::last_write_time(dir + "/none/sweep_default_test.json") == sweep_time);
+
+  // A new variant needs the baseline's checkpoint: the baseline is trained again, to the same weights.
+  util::write_file_atomically(work.file("exp.yaml"),
+                              text("none: {}, grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}"));
+  const auto grown = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  const auto grown_plan = experiment::describe_plan(grown);
+  CHECK_THAT(grown_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs"));
+  CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept"));
+  const auto grown_table = experiment::run_experiment(grown, {});
+  CHECK(grown_table["tables"][0]["rows"][0]["accuracy"] == table["tables"][0]["rows"][0]["accuracy"]);  // the baseline
+  CHECK(fs::exists(dir + "/grad_l1/checkpoint.pt"));
+  CHECK_FALSE(fs::exists(dir + "/none/checkpoint.pt"));
+}

@@ -125,6 +125,46 @@ TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpo
   for (const auto& [name, tensor] : weights) CHECK(torch::isfinite(tensor).all().item<bool>());
 }
 
+TEST_CASE("a baseline stopped after epoch K and branched to the end equals one uninterrupted schedule") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 3);
+  train::TrainOptions whole;
+  whole.run_dir = runs.file("whole");
+  train::train(config, whole);
+
+  auto stopped = config;
+  stopped.train.stop_after = 1;
+  train::TrainOptions first;
+  first.run_dir = runs.file("baseline");
+  train::train(stopped, first);
+  CHECK(read_log(first.run_dir).size() == 1);
+  CHECK(train::read_checkpoint_info(train::checkpoint_path(first.run_dir)).epoch == 1);
+
+  auto branched = config;
+  branched.train.branch_from = train::checkpoint_path(first.run_dir);
+  train::TrainOptions rest;
+  rest.run_dir = runs.file("branch");
+  train::train(branched, rest);
+  const auto log = read_log(rest.run_dir);
+  REQUIRE(log.size() == 2);
+  CHECK(log.front()["epoch"] == 2);
+  // The same learning rates as the uninterrupted schedule, and the same weights at its end.
+  CHECK(log.front()["lr"] == read_log(whole.run_dir)[1]["lr"]);
+  const auto expected = final_weights(config, whole.run_dir), actual = final_weights(config, rest.run_dir);
+  for (const auto& [name, tensor] : expected) {
+    INFO(name);
+    CHECK(torch::equal(actual.at(name), tensor));
+  }
+
+  // A checkpoint at or past the run's end is a usage error.
+  auto late = config;
+  late.train.branch_from = train::checkpoint_path(whole.run_dir);
+  train::TrainOptions too_late;
+  too_late.run_dir = runs.file("late");
+  CHECK_THROWS_WITH(train::train(late, too_late), Catch::Contains("is after epoch 3, but this run ends after epoch 3"));
+}
+
 TEST_CASE("init_from starts a new run from another run's weights") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
