@@ -348,7 +348,7 @@ std::string describe_plan(const Experiment& e) {
                   static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
       out << (again ? "train again (its checkpoint is needed), "
                     : state.started ? "resume after " + std::to_string(state.logged_epochs) + " epochs, " : std::string("train "))
-          << epochs << " epochs";
+          << epochs << (epochs == 1 ? " epoch" : " epochs");
       if (c.train.stop_after > 0) out << " (1.." << c.train.stop_after << " of a " << c.train.epochs << "-epoch schedule)";
       if (!c.train.branch_from.empty())
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;

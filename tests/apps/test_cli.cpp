@@ -124,7 +124,7 @@ TEST_CASE("run --dry-run prints the plan with an estimate and writes nothing; a 
                                              "  grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}\n");
   const auto plan = run("run --config " + dir.file("exp.yaml") + " --results " + dir.file("results") + " --dry-run");
   CHECK(plan.exit_code == 0);
-  CHECK_THAT(plan.output, Catch::Contains("experiment exp") && Catch::Contains("grad_l1: train 2 of 2 epochs") &&
+  CHECK_THAT(plan.output, Catch::Contains("experiment exp") && Catch::Contains("grad_l1: train 2 epochs;") &&
                               Catch::Contains("estimated total:"));
   CHECK_FALSE(std::filesystem::exists(dir.file("results")));
 

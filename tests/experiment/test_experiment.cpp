@@ -66,7 +66,7 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   CHECK(experiment.runs[1].config.train.lr == 0.01);
   CHECK(experiment.runs[0].config.train.lr == 0.05);
   const auto plan = experiment::describe_plan(experiment);
-  CHECK_THAT(plan, Catch::Contains("seed 2 ste@4: train 1 of 1 epochs from"));
+  CHECK_THAT(plan, Catch::Contains("seed 2 ste@4: train 1 epoch from"));
   CHECK_THAT(plan, Catch::Contains("2 calibration draws"));
 
   // A stop request before the first step: nothing complete, and the next call resumes.
@@ -154,7 +154,7 @@ TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
   const auto both = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
   const auto plan = experiment::describe_plan(both);
   CHECK_THAT(plan, Catch::Contains("seed 3 none: trained; 0 sweeps"));
-  CHECK_THAT(plan, Catch::Contains("seed 4 none: train 1 of 1 epochs"));
+  CHECK_THAT(plan, Catch::Contains("seed 4 none: train 1 epoch;"));
   const auto table = experiment::run_experiment(both, {});
   CHECK(fs::last_write_time(first) == first_time);
   CHECK(fs::exists(work.file("results/seeds/seed_4/none/checkpoint.pt")));
@@ -214,7 +214,7 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   CHECK(experiment.runs[1].first_epoch == 2);
   const auto plan = experiment::describe_plan(experiment);
   CHECK_THAT(plan, Catch::Contains("seed 7 baseline: train 2 epochs (1..2 of a 3-epoch schedule)"));
-  CHECK_THAT(plan, Catch::Contains("seed 7 none: train 1 epochs (3..3) continuing"));
+  CHECK_THAT(plan, Catch::Contains("seed 7 none: train 1 epoch (3..3) continuing"));
   const auto table = experiment::run_experiment(experiment, {});
   const std::string dir = work.file("results/branch/seed_7");
   CHECK(train::read_checkpoint_info(dir + "/baseline/checkpoint.pt").epoch == 2);
