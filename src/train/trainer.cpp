@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "data/batches.h"
+#include "models/complexity.h"
 #include "models/registry.h"
 #include "quant/quant_aware.h"
 #include "regularize/regularizer.h"
@@ -319,6 +320,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
       {"model", config.model.name},
       {"regularizer", config.regularizer.name},
       {"parameters", model->parameter_count()},
+      {"macs_per_image", models::macs_per_image(*model)},
       {"dataset", config.data.dataset},
       {"epochs", config.train.epochs},
       {"epochs_trained", config.train.last_epoch()},

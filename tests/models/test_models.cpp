@@ -2,6 +2,7 @@
 
 #include <memory>
 
+#include "models/complexity.h"
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "test_support.h"
@@ -200,4 +201,24 @@ TEST_CASE("the models' ReLU equals LibTorch's in value, gradient and second deri
   const auto [first_reference, second_reference] = derivatives(reference);
   CHECK(torch::equal(first_ours, first_reference));
   CHECK(torch::allclose(second_ours, second_reference, 1e-12, 1e-12));
+}
+
+TEST_CASE("multiply-accumulates per image are every convolution's and linear layer's, counted by hand") {
+  // resnet8 of width 4 on 3x8x8: stem 8x8; stages at 8x8, 4x4, 2x2 with 4, 8, 16 channels.
+  auto model = models::make_model("resnet8", {3, 8, 8, 10}, 4);
+  model->train();
+  const int64_t expected = 4 * 3 * 9 * 64                          // conv1
+                           + 2 * (4 * 4 * 9 * 64)                   // layer1: two 4->4 convs at 8x8
+                           + 8 * 4 * 9 * 16 + 8 * 8 * 9 * 16        // layer2 at 4x4
+                           + 16 * 8 * 9 * 4 + 16 * 16 * 9 * 4       // layer3 at 2x2
+                           + 16 * 10;                               // fc
+  const auto mean = model->named_buffers()["bn1.running_mean"].clone();
+  CHECK(models::macs_per_image(*model) == expected);
+  CHECK(model->is_training());  // the mode is kept
+  CHECK(torch::equal(model->named_buffers()["bn1.running_mean"], mean));  // and the statistics
+  auto vgg = models::make_model("vgg_like", {3, 32, 32, 10}, 32);
+  // 32-32-64-64-128-128 convs at 32, 32, 16, 16, 8, 8 pixels; FC 128*4*4 -> 256 -> 10.
+  const int64_t vgg_expected = (3 * 32 + 32 * 32) * 9 * 1024 + (32 * 64 + 64 * 64) * 9 * 256 +
+                               (64 * 128 + 128 * 128) * 9 * 64 + 128 * 16 * 256 + 256 * 10;
+  CHECK(models::macs_per_image(*vgg) == vgg_expected);
 }
