@@ -22,6 +22,7 @@
 #include "train/evaluate.h"
 #include "train/torchvision_import.h"
 #include "train/trainer.h"
+#include "util/directory_lock.h"
 #include "util/errors.h"
 #include "util/provenance.h"
 #include "util/runtime.h"
@@ -135,12 +136,13 @@ int run_eval(const EvalCommand& command) {
   return 0;
 }
 
-// The folder an --out file goes into.
-void create_parent_directories(const std::string& out) {
+// The folder an --out file goes into, locked for this process while it writes there.
+std::unique_ptr<util::DirectoryLock> lock_output_folder(const std::string& out, const std::string& command) {
   const auto out_dir = std::filesystem::path(out).parent_path();
   std::error_code ec;
   if (!out_dir.empty()) std::filesystem::create_directories(out_dir, ec);
   if (ec) throw UsageError("--out: cannot create " + out_dir.string() + ": " + ec.message());
+  return std::make_unique<util::DirectoryLock>(out_dir.empty() ? std::string(".") : out_dir.string(), command);
 }
 
 struct SweepCommand {
@@ -159,7 +161,8 @@ int run_sweep(const SweepCommand& command) {
   if (out.empty())
     out = command.run_dir.empty() ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sweep.json"
                                   : command.run_dir + "/sweep.json";
-  create_parent_directories(out);
+  const bool writes = command.options.parallel == nullptr || command.options.parallel->is_main();
+  const auto lock = writes ? lock_output_folder(out, "qrobust sweep-bits") : nullptr;
   const auto result = sweep::run_sweep(config, checkpoint, command.options);
   if (command.options.parallel && !command.options.parallel->is_main()) return 0;
   sweep::write_sweep(result, out);
@@ -185,7 +188,7 @@ int run_sensitivity(const SensitivityCommand& command) {
     out = command.run_dir.empty()
               ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sensitivity.json"
               : command.run_dir + "/sensitivity_w" + std::to_string(command.options.bits) + "_" + command.options.split + ".json";
-  create_parent_directories(out);
+  const auto lock = lock_output_folder(out, "qrobust sensitivity");
   const auto result = sweep::run_sensitivity(config, checkpoint, command.options);
   std::string warning;
   report::write_sensitivity(result, out, warning);

@@ -10,6 +10,10 @@ namespace qrobust::config {
 
 namespace {
 
+// Sane upper bounds: a typo such as 100000 threads or a 2^63 batch is a config error, not a hang.
+constexpr int64_t kMaxThreads = 1024;
+constexpr int64_t kMaxBatch = 1 << 16;
+
 void require(bool ok, YamlSection& section, const std::string& key, const std::string& message) {
   if (!ok) section.fail(key, message);
 }
@@ -25,9 +29,11 @@ DataConfig read_data(YamlSection s) {
   d.dataset = s.choice("dataset", d.dataset, {"cifar10", "fashion_mnist", "mnist", "imagefolder"});
   d.root = s.text("root", default_data_root(d.dataset));
   d.batch_size = s.integer("batch_size", d.batch_size);
-  require(d.batch_size >= 2, s, "batch_size", "must be at least 2 (batch norm needs two samples), got " + std::to_string(d.batch_size));
+  require(d.batch_size >= 2 && d.batch_size <= kMaxBatch, s, "batch_size",
+          "must be 2.." + std::to_string(kMaxBatch) + " (batch norm needs two samples), got " + std::to_string(d.batch_size));
   d.eval_batch_size = s.integer("eval_batch_size", d.eval_batch_size);
-  require(d.eval_batch_size >= 1, s, "eval_batch_size", "must be positive, got " + std::to_string(d.eval_batch_size));
+  require(d.eval_batch_size >= 1 && d.eval_batch_size <= kMaxBatch, s, "eval_batch_size",
+          "must be 1.." + std::to_string(kMaxBatch) + ", got " + std::to_string(d.eval_batch_size));
   d.val_size = s.integer("val_size", d.val_size);
   require(d.val_size >= 0, s, "val_size", "must be >= 0, got " + std::to_string(d.val_size));
   d.train_limit = s.integer("train_limit", d.train_limit);
@@ -198,7 +204,8 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
           "expected auto, cpu, cuda or cuda:N, got \"" + c.device + "\"");
   if (s.has("threads") && s.text("threads", "") != "auto") {
     c.threads = s.integer("threads", 0);
-    require(c.threads >= 1, s, "threads", "expected auto or a positive integer, got " + std::to_string(c.threads));
+    require(c.threads >= 1 && c.threads <= kMaxThreads, s, "threads",
+            "expected auto or 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(c.threads));
   }
   c.data = read_data(s.section("data"));
   c.model = read_model(s.section("model"));

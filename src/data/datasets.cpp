@@ -69,6 +69,9 @@ DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
                            ", expected " + std::to_string(info.channels) + "x" + std::to_string(info.height) + "x" +
                            std::to_string(info.width) + " for " + info.name);
 
+  // A data set with no images is bad data, not a bad split size.
+  if (train.size() == 0) throw RuntimeFailure(config.root + ": the training split has no images");
+  if (splits.test.size() == 0) throw RuntimeFailure(config.root + ": the test split has no images");
   if (config.val_size >= train.size())
     throw UsageError("data.val_size: " + std::to_string(config.val_size) + " leaves no training images (the split has " +
                      std::to_string(train.size()) + ")");

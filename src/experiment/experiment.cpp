@@ -16,6 +16,7 @@
 #include "report/table.h"
 #include "sweep/sensitivity.h"
 #include "util/atomic_file.h"
+#include "util/directory_lock.h"
 #include "util/progress.h"
 #include "util/runtime.h"
 
@@ -390,6 +391,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   auto check_stop = [&](const std::string& what) {
     if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
   };
+  const util::DirectoryLock experiment_lock(e.dir, "qrobust run");
   const auto to_train = runs_to_train(e);
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
@@ -407,6 +409,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
         throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
       }
     }
+    const util::DirectoryLock run_lock(run.dir, "qrobust run");  // its sweeps and sensitivity analyses go here
     gradient_norms.push_back({run.name, run.seed, report::last_gradient_norms(train::log_path(run.dir))});
     for (const auto& quantizer : e.quantizers) {
       const auto config = sweep_config(run, quantizer);

@@ -19,6 +19,7 @@
 #include "train/evaluate.h"
 #include "train/schedule.h"
 #include "util/atomic_file.h"
+#include "util/directory_lock.h"
 #include "util/provenance.h"
 #include "util/runtime.h"
 
@@ -177,6 +178,8 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   DataParallel* parallel = options.parallel;
   const bool main_process = parallel == nullptr || parallel->is_main();
   // Rank 0 owns the run directory; the others only read the checkpoint it resumes from.
+  std::optional<util::DirectoryLock> lock;
+  if (main_process) lock.emplace(options.run_dir, "qrobust train");
   const std::string resume_from =
       main_process ? prepare_run_dir(options, config, config_yaml)
                    : (options.resume && fs::exists(checkpoint_path(options.run_dir)) ? checkpoint_path(options.run_dir) : "");

@@ -9,6 +9,7 @@
 #include "test_support.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
+#include "util/directory_lock.h"
 
 using namespace qrobust;
 
@@ -91,6 +92,18 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
   REQUIRE(drawn.exit_code == 0);
   CHECK(nlohmann::json::parse(util::read_file(dir.file("sweep/s.json")))["rows"][1]["accuracy_draws"].size() == 2);
   CHECK(run(sweep + " --calibration-draws 0").exit_code == 2);
+
+  {
+    // Another process writing into the run: refused, one line, exit 1.
+    util::DirectoryLock held(dir.file("run"), "a test");
+    const auto refused = run("sweep-bits --run " + dir.file("run") + " --weight-bits 8 --act-bits 8");
+    CHECK(refused.exit_code == 1);
+    CHECK(count_lines(refused.output) == 1);
+    CHECK_THAT(refused.output, Catch::Contains("another qrobust process is writing here"));
+    const auto resumed = run("train --out " + dir.file("run") + " --resume");
+    CHECK(resumed.exit_code == 1);
+    CHECK_THAT(resumed.output, Catch::Contains("qrobust train refuses to share a directory"));
+  }
 
   // sensitivity: a bad bit-width exits 2; a good run writes JSON, Markdown and CSV into the run.
   for (const auto& bad : {std::string(" --bits 1"), std::string(" --bits 32"), std::string(" --split train")}) {

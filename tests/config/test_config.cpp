@@ -74,6 +74,10 @@ TEST_CASE("out-of-range and unknown values are errors") {
   CHECK_THAT(error_of("train:\n  epochs: 10\n  schedule: multistep\n  milestones: [5, 20]\n"),
              Catch::StartsWith("configs/x.yaml:4: train.milestones: each milestone must be in 1..epochs"));
   CHECK_THAT(error_of("threads: 0\n"), Catch::StartsWith("configs/x.yaml:1: threads:"));
+  CHECK_THAT(error_of("threads: 100000\n"), Catch::StartsWith("configs/x.yaml:1: threads: expected auto or 1..1024, got 100000"));
+  CHECK_THAT(error_of("data:\n  eval_batch_size: 9223372036854775807\n"),
+             Catch::StartsWith("configs/x.yaml:2: data.eval_batch_size: must be 1..65536"));
+  CHECK_THAT(error_of("data:\n  batch_size: 100000\n"), Catch::StartsWith("configs/x.yaml:2: data.batch_size: must be 2..65536"));
   CHECK_THAT(error_of("device: gpu\n"), Catch::StartsWith("configs/x.yaml:1: device: expected auto, cpu, cuda"));
   CHECK_THAT(error_of("train: 3\n"), Catch::StartsWith("configs/x.yaml:1: train: expected a section"));
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "data/datasets.h"
 #include "data/idx.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
@@ -59,4 +60,19 @@ TEST_CASE("IDX reader rejects wrong magic, truncation and trailing data, naming 
     testing::write_bytes(path, compressed.substr(0, compressed.size() / 2));
     CHECK_THROWS_WITH(data::read_idx_images(path), Catch::StartsWith(path));
   }
+}
+
+TEST_CASE("an empty split is a data error naming the folder, not zero samples evaluated") {
+  testing::TempDir dir;
+  testing::write_idx(dir.path(), 10, 0, false);  // a test file with no images
+  config::DataConfig config;
+  config.dataset = "fashion_mnist";
+  config.root = dir.path();
+  CHECK_THROWS_WITH(data::load_splits(config, 1),
+                    Catch::StartsWith(dir.path()) && Catch::Contains("the test split has no images"));
+  testing::TempDir empty_train;
+  testing::write_idx(empty_train.path(), 0, 4, false);
+  config.root = empty_train.path();
+  config.val_size = 5;
+  CHECK_THROWS_WITH(data::load_splits(config, 1), Catch::Contains("the training split has no images"));
 }

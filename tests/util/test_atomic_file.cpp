@@ -3,6 +3,7 @@
 
 #include "test_support.h"
 #include "util/atomic_file.h"
+#include "util/directory_lock.h"
 
 using namespace qrobust;
 
@@ -27,4 +28,20 @@ TEST_CASE("a writer that fails leaves the previous file untouched") {
                   std::runtime_error);
   CHECK(util::read_file(path) == "good");
   CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()) == 1);
+}
+
+TEST_CASE("a directory has one writer at a time; its holder removes the temporary files killed writers left") {
+  testing::TempDir dir;
+  const std::string run = dir.file("run");
+  {
+    util::DirectoryLock first(run, "qrobust train");
+    CHECK(std::filesystem::is_directory(run));
+    CHECK_THROWS_WITH(util::DirectoryLock(run, "qrobust sweep-bits"),
+                      Catch::StartsWith(run + ": another qrobust process is writing here; qrobust sweep-bits refuses"));
+    testing::write_bytes(run + "/.checkpoint.pt.4242.tmp", "half a checkpoint");
+    testing::write_bytes(run + "/keep.tmp", "not ours");
+  }
+  util::DirectoryLock again(run, "qrobust train");  // released with its holder
+  CHECK_FALSE(std::filesystem::exists(run + "/.checkpoint.pt.4242.tmp"));
+  CHECK(std::filesystem::exists(run + "/keep.tmp"));
 }
