@@ -1,6 +1,7 @@
 #include "config/yaml_reader.h"
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 namespace qrobust::config {
@@ -15,6 +16,24 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
+// A key given twice in one map is a mistake yaml-cpp would let through (the first one wins).
+void reject_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& file) {
+  if (node.IsSequence())
+    for (const auto& item : node) reject_duplicate_keys(item, path, file);
+  if (!node.IsMap()) return;
+  std::map<std::string, int> first_line;
+  for (const auto& entry : node) {
+    const auto key = entry.first.Scalar();
+    const std::string key_path = path.empty() ? key : path + "." + key;
+    const int line = entry.first.Mark().line + 1;
+    const auto [seen, inserted] = first_line.emplace(key, line);
+    if (!inserted)
+      throw ConfigError(file + ":" + std::to_string(line) + ": " + key_path + ": given twice (first at line " +
+                        std::to_string(seen->second) + ")");
+    reject_duplicate_keys(entry.second, key_path, file);
+  }
+}
+
 std::string join(const std::set<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -24,9 +43,14 @@ std::string join(const std::set<std::string>& items) {
 
 YAML::Node parse_yaml(const std::string& text, const std::string& file) {
   try {
-    YAML::Node root = YAML::Load(text);
+    const auto documents = YAML::LoadAll(text);
+    if (documents.size() > 1)
+      throw ConfigError(file + ":" + std::to_string(documents[1].Mark().line + 1) +
+                        ": a second YAML document (after ---): a config is one document");
+    YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
     if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) throw ConfigError(file + ":1: expected a map of config sections, got " + describe(root));
+    reject_duplicate_keys(root, "", file);
     return root;
   } catch (const YAML::ParserException& e) {
     throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);

@@ -167,3 +167,12 @@ TEST_CASE("the quant_aware section is validated and combines with every penalty 
              Catch::Contains("quant_aware.weight_bits: quantization-aware training cannot be combined with "
                              "regularizer.method finite_difference"));
 }
+
+TEST_CASE("a key given twice, or a second YAML document, is an error naming both places") {
+  CHECK_THAT(error_of("train:\n  lr: 0.1\n  epochs: 2\n  lr: 0.2\n"),
+             Catch::StartsWith("configs/x.yaml:4: train.lr: given twice (first at line 2)"));
+  CHECK_THAT(error_of("seed: 1\ndata:\n  batch_size: 8\nseed: 2\n"),
+             Catch::StartsWith("configs/x.yaml:4: seed: given twice (first at line 1)"));
+  CHECK_THAT(error_of("train: {epochs: 2}\ntrain: {epochs: 3}\n"), Catch::Contains("train: given twice"));
+  CHECK_THAT(error_of("seed: 1\n---\nseed: 2\n"), Catch::Contains("a second YAML document"));
+}
