@@ -68,7 +68,7 @@ ModelConfig read_model(YamlSection s) {
   require(models::is_known_model(m.name), s, "name",
           "unknown model \"" + m.name + "\" (known: " + models::known_models_text() + ")");
   m.width = s.integer("width", m.width);
-  require(m.width >= 0, s, "width", "must be >= 0, got " + std::to_string(m.width));
+  require(m.width >= 0 && m.width <= 4096, s, "width", "must be in 0..4096, got " + std::to_string(m.width));
   s.finish();
   return m;
 }

@@ -1,6 +1,7 @@
 #include "config/yaml_reader.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -123,6 +124,9 @@ double YamlSection::number(const std::string& key, double fallback) {
   try {
     const double parsed = value.as<double>();
     if (!std::isfinite(parsed)) fail(key, "expected a finite number, got " + describe(value));
+    // Every number ends up in float tensors or optimizer options.
+    if (std::abs(parsed) > std::numeric_limits<float>::max())
+      fail(key, "expected a number within float range (magnitude <= 3.4e38), got " + describe(value));
     return parsed;
   } catch (const YAML::BadConversion&) {
     fail(key, "expected a number, got " + describe(value));

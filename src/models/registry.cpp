@@ -11,11 +11,12 @@ namespace qrobust::models {
 namespace {
 // Depth of a CIFAR ResNet name "resnet<6n+2>", or 0.
 int64_t cifar_resnet_depth(const std::string& name) {
-  static const std::regex pattern("resnet([0-9]+)");
+  // Up to ResNet-1202, the deepest of He et al. (2016); four digits cannot overflow stoll.
+  static const std::regex pattern("resnet([0-9]{1,4})");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return 0;
   const int64_t depth = std::stoll(match[1]);
-  return (depth >= 8 && (depth - 2) % 6 == 0 && depth != 50) ? depth : 0;  // resnet50 is ImageNet's
+  return (depth >= 8 && depth <= 1202 && (depth - 2) % 6 == 0 && depth != 50) ? depth : 0;  // resnet50 is ImageNet's
 }
 
 std::vector<int64_t> scaled(std::vector<int64_t> channels, int64_t base, int64_t width) {

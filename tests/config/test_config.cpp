@@ -176,3 +176,12 @@ TEST_CASE("a key given twice, or a second YAML document, is an error naming both
   CHECK_THAT(error_of("train: {epochs: 2}\ntrain: {epochs: 3}\n"), Catch::Contains("train: given twice"));
   CHECK_THAT(error_of("seed: 1\n---\nseed: 2\n"), Catch::Contains("a second YAML document"));
 }
+
+TEST_CASE("numbers beyond float range and model names that overflow are config errors naming the key") {
+  CHECK_THAT(error_of("train:\n  weight_decay: 1.0e300\n"),
+             Catch::StartsWith("configs/x.yaml:2: train.weight_decay: expected a number within float range"));
+  CHECK_THAT(error_of("model:\n  name: resnet99999999999999999999992\n"),
+             Catch::StartsWith("configs/x.yaml:2: model.name: unknown model \"resnet99999999999999999999992\""));
+  CHECK_THAT(error_of("model:\n  name: resnet1208\n"), Catch::Contains("unknown model"));
+  CHECK_THAT(error_of("model:\n  width: 100000\n"), Catch::StartsWith("configs/x.yaml:2: model.width: must be in 0..4096"));
+}
