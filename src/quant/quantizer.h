@@ -31,7 +31,8 @@ struct AffineParams {
 // finite is a RuntimeFailure.
 AffineParams affine_params(const torch::Tensor& min, const torch::Tensor& max, const QuantizerSpec& spec);
 
-// Fake-quantizes x (per channel along dim 0).
+// Fake-quantizes x (per channel along dim 0). Where no gradient is needed, per-tensor float
+// inputs take a faster path that gives the same values bit for bit.
 torch::Tensor fake_quantize(const torch::Tensor& x, const AffineParams& params);
 
 // Checks a bit-width: 2..16 or 32; throws UsageError naming `what` otherwise.

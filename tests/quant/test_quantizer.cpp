@@ -124,3 +124,25 @@ TEST_CASE("the first/last policy keeps the first and last layer at the sweep's b
   CHECK(policy_bits("float", 4, 5, 4) == kFloatBits);
   CHECK(policy_bits("int8", 0, 5, kFloatBits) == kFloatBits);  // a float configuration stays float
 }
+
+TEST_CASE("the no-gradient per-tensor path equals LibTorch's fake-quantize op bit for bit") {
+  torch::manual_seed(2);
+  for (const auto& [symmetric, bits] : {std::pair<bool, int>{false, 4}, {false, 8}, {true, 3}, {true, 8}}) {
+    INFO("symmetric " << symmetric << " bits " << bits);
+    const QuantizerSpec spec{bits, symmetric, false};
+    auto x = torch::randn({64, 8, 5, 5}) * 3 - 0.7;
+    const auto params = affine_params(x.min() * 0.8, x.max() * 0.8, spec);  // some values clip
+    // Exact half steps round to even in both.
+    const float s = static_cast<float>(params.scale.item<double>());
+    x.view(-1).narrow(0, 0, 9).copy_(torch::arange(-4, 5, torch::kFloat).add(0.5).mul(s));
+    const auto expected = at::fake_quantize_per_tensor_affine(x, params.scale.item<double>(), params.zero_point.item<int64_t>(),
+                                                              params.quant_min, params.quant_max);
+    CHECK(torch::equal(fake_quantize(x, params), expected));
+    // With a gradient to carry, the op itself: the straight-through mask.
+    const auto leaf = x.clone().requires_grad_(true);
+    const auto through = fake_quantize(leaf, params);
+    CHECK(torch::equal(through.detach(), expected));
+    through.sum().backward();
+    CHECK(leaf.grad().sum().item<double>() < static_cast<double>(x.numel()));  // clipped values pass no gradient
+  }
+}
