@@ -69,22 +69,16 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
 
 nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
                                const std::string& split) {
-  const auto& q = config.quant;
-  return {{"model", config.model.name},
-          {"dataset", config.data.dataset},
-          {"split", split},
-          {"samples", evaluation_split(splits, split).size()},
-          {"weight_granularity", q.weight_granularity},
-          {"weight_symmetric", q.weight_symmetric},
-          {"act_symmetric", q.act_symmetric},
-          {"weight_estimator", q.weight_estimator},
-          {"act_estimator", q.act_estimator},
-          {"percentile", q.percentile},
-          {"first_last", q.first_last},
-          {"bn_fold", q.bn_fold},
-          {"calibration_samples", std::min(q.calibration_samples, splits.train.size())},
-          {"quant", config::to_json(q)},
-          {"seed", config.seed}};
+  // The quant settings flat (as readers of older files expect) and as one object (for comparing).
+  nlohmann::json header = config::to_json(config.quant);
+  header["calibration_samples"] = std::min(config.quant.calibration_samples, splits.train.size());  // as used
+  header["quant"] = config::to_json(config.quant);
+  header["model"] = config.model.name;
+  header["dataset"] = config.data.dataset;
+  header["split"] = split;
+  header["samples"] = evaluation_split(splits, split).size();
+  header["seed"] = config.seed;
+  return header;
 }
 
 models::Classifier load_trained_model(const config::ExperimentConfig& config, const std::string& checkpoint,
