@@ -7,6 +7,7 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <new>
 
 #include "bench/bench.h"
 #include "config/config.h"
@@ -406,6 +407,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const c10::Error& e) {
     spdlog::error("{}", first_line(e.what()));
+    return 1;
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory: the model, batch size or a data set needs more than this machine has");
     return 1;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -5,7 +5,7 @@
 #      seed 1 (about an hour each);
 #   2. experiments/cifar10_{resnet20,vgg_like}_branch.yaml: 3 seeds of none, grad-l1 (both
 #      terms, and the weight term alone), grad-l2, DQ-Lipschitz, kurtosis and STE@4, each
-#      continuing epochs 13..16 of the seed's baseline schedule, swept with 3 calibration draws
+#      continuing epochs 10..12 of the seed's baseline schedule, swept with 3 calibration draws
 #      under 4 quantizer settings, plus per-layer sensitivity (see `--dry-run` for the hours).
 # Needs CIFAR-10 in data/cifar-10-batches-bin (scripts/prepare_data.sh). Interrupt and re-run
 # at will: complete parts are skipped, an interrupted training run resumes, and committed

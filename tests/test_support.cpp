@@ -2,8 +2,10 @@
 
 #include <zlib.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 
 namespace qrobust::testing {
@@ -23,6 +25,14 @@ TempDir::~TempDir() {
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+void save_corpus_sample(const std::string& harness, const std::string& bytes) {
+  const char* root = std::getenv("QROBUST_FUZZ_CORPUS");
+  if (root == nullptr || *root == '\0') return;
+  const std::string dir = std::string(root) + "/" + harness;
+  std::filesystem::create_directories(dir);
+  write_bytes(dir + "/" + std::to_string(std::hash<std::string>{}(bytes)), bytes);
 }
 
 std::pair<torch::Tensor, torch::Tensor> synthetic_images(int64_t n, int64_t channels, int64_t size, uint64_t seed) {

@@ -23,6 +23,10 @@ class TempDir {
 
 void write_bytes(const std::string& path, const std::string& bytes);
 
+// The fuzz harnesses' seed corpora are files the tests make: with QROBUST_FUZZ_CORPUS=DIR set
+// (scripts/fuzz.sh sets it), `bytes` is also written to DIR/<harness>/ under a name from its hash.
+void save_corpus_sample(const std::string& harness, const std::string& bytes);
+
 // Learnable synthetic images: uniform noise whose brightness grows with the class.
 // Returns uint8 N x C x H x W images and int64 labels in 0..9.
 std::pair<torch::Tensor, torch::Tensor> synthetic_images(int64_t n, int64_t channels, int64_t size, uint64_t seed);

@@ -219,7 +219,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
 
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
-  return parse_config(util::read_file(path), path, overrides);
+  return parse_config(util::read_file(path, util::kMaxTextFileBytes), path, overrides);
 }
 
 nlohmann::json to_json(const QuantConfig& q) {

@@ -1,5 +1,7 @@
 #include "config/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <cmath>
 #include <limits>
 #include <map>
@@ -17,21 +19,30 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
-// A key given twice in one map is a mistake yaml-cpp would let through (the first one wins).
-void reject_duplicate_keys(const YAML::Node& node, const std::string& path, const std::string& file) {
+constexpr int kMaxNesting = 32;  // a config is 3 levels deep; an alias can make a node contain itself
+
+// What yaml-cpp would let through: a key given twice in one map (the first one would win), a key
+// that is not a plain name, and nesting without end (an alias inside what it names).
+void check_keys(const YAML::Node& node, const std::string& path, const std::string& file, int depth = 0) {
+  if (depth > kMaxNesting)
+    throw ConfigError(file + ":" + std::to_string(node.Mark().line + 1) + ": " + (path.empty() ? "" : path + ": ") +
+                      "nested deeper than " + std::to_string(kMaxNesting) + " levels (an alias inside itself?)");
   if (node.IsSequence())
-    for (const auto& item : node) reject_duplicate_keys(item, path, file);
+    for (const auto& item : node) check_keys(item, path, file, depth + 1);
   if (!node.IsMap()) return;
   std::map<std::string, int> first_line;
   for (const auto& entry : node) {
+    const int line = entry.first.Mark().line + 1;
+    if (!entry.first.IsScalar())
+      throw ConfigError(file + ":" + std::to_string(line) + ": " + (path.empty() ? "" : path + ": ") +
+                        "a key must be a plain name, got " + describe(entry.first));
     const auto key = entry.first.Scalar();
     const std::string key_path = path.empty() ? key : path + "." + key;
-    const int line = entry.first.Mark().line + 1;
     const auto [seen, inserted] = first_line.emplace(key, line);
     if (!inserted)
       throw ConfigError(file + ":" + std::to_string(line) + ": " + key_path + ": given twice (first at line " +
                         std::to_string(seen->second) + ")");
-    reject_duplicate_keys(entry.second, key_path, file);
+    check_keys(entry.second, key_path, file, depth + 1);
   }
 }
 
@@ -42,16 +53,57 @@ std::string join(const std::set<std::string>& items) {
 }
 }  // namespace
 
+namespace {
+
+// Counts a stream's documents, stopping at the first empty one: yaml-cpp 0.7's LoadAll never
+// returns on some malformed input (a lone ",", yaml-cpp#1040), and its fix stops there too.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  bool empty = true;
+  YAML::Mark start;
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark, empty = true; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { empty = false; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override { empty = false; }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    empty = false;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    empty = false;
+  }
+  void OnMapEnd() override {}
+};
+
+// Something other than blank lines, comments and document markers.
+bool has_content(const std::string& text) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    const auto first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const auto word = line.substr(first, line.find_last_not_of(" \t\r") + 1 - first);
+    if (word != "---" && word != "...") return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 YAML::Node parse_yaml(const std::string& text, const std::string& file) {
   try {
-    const auto documents = YAML::LoadAll(text);
-    if (documents.size() > 1)
-      throw ConfigError(file + ":" + std::to_string(documents[1].Mark().line + 1) +
-                        ": a second YAML document (after ---): a config is one document");
-    YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    DocumentCounter counter;
+    for (int documents = 0; parser.HandleNextDocument(counter) && !counter.empty;)
+      if (++documents == 2)
+        throw ConfigError(file + ":" + std::to_string(counter.start.line + 1) +
+                          ": a second YAML document (after ---): a config is one document");
+    YAML::Node root = YAML::Load(text);
+    if (root.IsNull() && has_content(text)) throw ConfigError(file + ":1: invalid YAML: no value could be read");
     if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) throw ConfigError(file + ":1: expected a map of config sections, got " + describe(root));
-    reject_duplicate_keys(root, "", file);
+    check_keys(root, "", file);
     return root;
   } catch (const YAML::ParserException& e) {
     throw ConfigError(file + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
@@ -69,6 +121,7 @@ void apply_override(YAML::Node& root, const std::string& assignment, YamlOrigin&
   } catch (const YAML::ParserException& e) {
     throw ConfigError("--set " + path + ": invalid YAML value: " + e.msg);
   }
+  check_keys(value, path, "--set " + path);
   std::vector<std::string> keys;
   std::stringstream parts(path);
   for (std::string key; std::getline(parts, key, '.');) {

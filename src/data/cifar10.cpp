@@ -19,7 +19,7 @@ CIFAR10::CIFAR10(const std::string& root, Mode mode) {
     if (!std::filesystem::is_regular_file(file))
       throw RuntimeFailure(file + ": CIFAR-10 file not found (expected the cifar-10-batches-bin layout; "
                            "scripts/prepare_data.sh writes it, or set data.root)");
-    std::string bytes = util::read_file(file);
+    std::string bytes = util::read_file(file, kMaxRecords * kRecordBytes);
     if (bytes.empty() || bytes.size() % kRecordBytes != 0)
       throw RuntimeFailure(file + ": truncated or not a CIFAR-10 batch: " + std::to_string(bytes.size()) +
                            " bytes is not a whole number of " + std::to_string(kRecordBytes) + "-byte records");

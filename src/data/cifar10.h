@@ -23,6 +23,8 @@ class CIFAR10 : public torch::data::datasets::Dataset<CIFAR10> {
   const torch::Tensor& targets() const { return targets_; }  // int64 N
 
   static constexpr int64_t kRecordBytes = 1 + 3 * 32 * 32;
+  // The official batches hold 10,000 records; a file with more than the whole data set is not one.
+  static constexpr uint64_t kMaxRecords = 60000;
 
  private:
   torch::Tensor images_, targets_;

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "util/errors.h"
@@ -9,53 +10,69 @@
 namespace qrobust::data {
 namespace {
 
-// The whole file, decompressed if it is gzipped (zlib reads plain files unchanged).
-std::vector<uint8_t> read_maybe_gzipped(const std::string& path) {
+// IDX files of any data set this reads are far smaller; a header promising more is not one.
+constexpr uint64_t kMaxPayloadBytes = 2ull << 30;
+
+// An IDX file (gzipped or not: zlib reads plain files unchanged) whose header has magic `magic`
+// and `dims` dimensions: returns the dimensions and the payload, after checking that the file
+// holds exactly the bytes the header promises. Reads no more than that, so a gzip bomb stops
+// at the header's bound.
+std::pair<std::vector<int64_t>, std::vector<uint8_t>> read_idx(const std::string& path, uint32_t magic, size_t dims,
+                                                               const char* kind) {
   if (!std::filesystem::is_regular_file(path)) throw RuntimeFailure(path + ": file not found");
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw RuntimeFailure(path + ": cannot open");
-  std::vector<uint8_t> bytes;
-  std::vector<uint8_t> chunk(1 << 20);
-  while (true) {
-    const int n = gzread(file, chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (n < 0) {
-      int code = 0;
-      const std::string message = gzerror(file, &code);
-      gzclose(file);
-      throw RuntimeFailure(path + ": corrupt or truncated gzip data (" + message + ")");
+  // Reads up to `count` bytes; fewer only at the end of the data.
+  auto read = [&](uint8_t* into, uint64_t count) {
+    uint64_t done = 0;
+    while (done < count) {
+      const auto want = static_cast<unsigned>(std::min<uint64_t>(count - done, 1u << 30));
+      const int n = gzread(file, into + done, want);
+      if (n < 0) {
+        int code = 0;
+        const std::string message = gzerror(file, &code);
+        gzclose(file);
+        throw RuntimeFailure(path + ": corrupt or truncated gzip data (" + message + ")");
+      }
+      if (n == 0) break;
+      done += static_cast<uint64_t>(n);
     }
-    if (n == 0) break;
-    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + n);
-  }
-  gzclose(file);
-  return bytes;
-}
-
-uint32_t big_endian(const std::vector<uint8_t>& bytes, size_t offset) {
-  return (uint32_t(bytes[offset]) << 24) | (uint32_t(bytes[offset + 1]) << 16) | (uint32_t(bytes[offset + 2]) << 8) |
-         uint32_t(bytes[offset + 3]);
-}
-
-// Checks the magic number and the payload size; returns the header's dimensions.
-std::vector<int64_t> read_header(const std::vector<uint8_t>& bytes, const std::string& path, uint32_t magic,
-                                 size_t dims, const char* kind) {
-  const size_t header = 4 * (1 + dims);
-  if (bytes.size() < header)
-    throw RuntimeFailure(path + ": truncated: " + std::to_string(bytes.size()) + " bytes, shorter than the IDX header");
-  if (big_endian(bytes, 0) != magic)
-    throw RuntimeFailure(path + ": not an IDX " + kind + " file: magic number " + std::to_string(big_endian(bytes, 0)) +
-                         ", expected " + std::to_string(magic));
+    return done;
+  };
+  std::vector<uint8_t> header(4 * (1 + dims));
+  const uint64_t header_read = read(header.data(), header.size());
+  auto fail = [&](const std::string& message) {
+    gzclose(file);
+    throw RuntimeFailure(path + ": " + message);
+  };
+  if (header_read < header.size())
+    fail("truncated: " + std::to_string(header_read) + " bytes, shorter than the IDX header");
+  auto big_endian = [&](size_t offset) {
+    return (uint32_t(header[offset]) << 24) | (uint32_t(header[offset + 1]) << 16) |
+           (uint32_t(header[offset + 2]) << 8) | uint32_t(header[offset + 3]);
+  };
+  if (big_endian(0) != magic)
+    fail(std::string("not an IDX ") + kind + " file: magic number " + std::to_string(big_endian(0)) + ", expected " +
+         std::to_string(magic));
   std::vector<int64_t> shape;
-  size_t payload = 1;
+  uint64_t payload = 1;
   for (size_t d = 0; d < dims; ++d) {
-    shape.push_back(big_endian(bytes, 4 * (1 + d)));
-    payload *= static_cast<size_t>(shape.back());
+    shape.push_back(big_endian(4 * (1 + d)));
+    if (__builtin_mul_overflow(payload, static_cast<uint64_t>(shape.back()), &payload) || payload > kMaxPayloadBytes)
+      fail("header dimensions promise more than " + std::to_string(kMaxPayloadBytes) + " bytes of " + kind +
+           " (not an IDX file of a data set qrobust reads)");
   }
-  if (bytes.size() - header != payload)
-    throw RuntimeFailure(path + ": " + (bytes.size() - header < payload ? "truncated" : "has trailing data") +
+  // Grown as data arrives, so a short file costs only what it holds, whatever the header says.
+  std::vector<uint8_t> bytes, chunk(1 << 20);
+  uint64_t n = 0;
+  while (bytes.size() <= payload && (n = read(chunk.data(), chunk.size())) > 0)
+    bytes.insert(bytes.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+  gzclose(file);
+  if (bytes.size() != payload)
+    throw RuntimeFailure(path + ": " + (bytes.size() < payload ? "truncated" : "has trailing data") +
                          ": header promises " + std::to_string(payload) + " bytes of " + kind + ", file holds " +
-                         std::to_string(bytes.size() - header));
-  return shape;
+                         (bytes.size() > payload ? "more" : std::to_string(bytes.size())));
+  return {shape, bytes};
 }
 
 std::string find_file(const std::string& root, const std::string& name) {
@@ -67,16 +84,13 @@ std::string find_file(const std::string& root, const std::string& name) {
 }  // namespace
 
 torch::Tensor read_idx_images(const std::string& path) {
-  const auto bytes = read_maybe_gzipped(path);
-  const auto shape = read_header(bytes, path, 2051, 3, "images");
-  return torch::from_blob(const_cast<uint8_t*>(bytes.data()) + 16, {shape[0], 1, shape[1], shape[2]}, torch::kUInt8)
-      .clone();
+  auto [shape, bytes] = read_idx(path, 2051, 3, "images");
+  return torch::from_blob(bytes.data(), {shape[0], 1, shape[1], shape[2]}, torch::kUInt8).clone();
 }
 
 torch::Tensor read_idx_labels(const std::string& path) {
-  const auto bytes = read_maybe_gzipped(path);
-  const auto shape = read_header(bytes, path, 2049, 1, "labels");
-  return torch::from_blob(const_cast<uint8_t*>(bytes.data()) + 8, {shape[0]}, torch::kUInt8).to(torch::kInt64);
+  auto [shape, bytes] = read_idx(path, 2049, 1, "labels");
+  return torch::from_blob(bytes.data(), {shape[0]}, torch::kUInt8).to(torch::kInt64);
 }
 
 IdxDataset::IdxDataset(const std::string& root, Mode mode) {

@@ -18,6 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr uint64_t kMaxImageBytes = 64ull << 20;  // a JPEG photo is a few MiB
+
 // A region of the full-resolution image, in pixels.
 struct Box {
   int64_t top = 0, left = 0, height = 0, width = 0;
@@ -81,7 +83,7 @@ torch::Tensor JpegFiles::load(int64_t i, std::mt19937_64* random) const {
 void JpegFiles::load_into(int64_t i, std::mt19937_64* random, torch::Tensor& out) const {
   const int64_t crop = options_.image_size();
   try {
-    const std::string bytes = util::read_file(path(i));
+    const std::string bytes = util::read_file(path(i), kMaxImageBytes);
     const JpegSize full = jpeg_size(bytes);
     // Decodes at `scale` only the part of `region` (scaled pixels) that the resize reads.
     auto resize_from = [&](JpegScale scale, PixelWindow region, const ResizeGeometry& geometry, bool mirror) {

@@ -61,6 +61,13 @@ std::string decode_c(const std::string& bytes, JpegScale scale, const PixelWindo
     jpeg_destroy_decompress(&info);
     return "";
   }
+  // A header can claim 65,535 x 65,535 pixels in a few bytes; no photo qrobust trains on is near this.
+  constexpr uint64_t kMaxPixels = 1ull << 28;
+  if (static_cast<uint64_t>(info.image_width) * info.image_height > kMaxPixels) {
+    jpeg_destroy_decompress(&info);
+    return "JPEG of " + std::to_string(info.image_width) + "x" + std::to_string(info.image_height) +
+           " pixels, more than the " + std::to_string(kMaxPixels) + " qrobust decodes";
+  }
   info.out_color_space = JCS_RGB;
   info.scale_num = static_cast<unsigned int>(scale.num);
   info.scale_denom = static_cast<unsigned int>(scale.denom);

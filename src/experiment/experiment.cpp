@@ -71,7 +71,7 @@ bool sweep_matches(const nlohmann::json& sweep, const config::ExperimentConfig& 
 std::optional<nlohmann::json> existing_sweep(const std::string& path, const config::ExperimentConfig& config,
                                              const sweep::SweepOptions& options) {
   if (!fs::exists(path)) return std::nullopt;
-  const auto sweep = nlohmann::json::parse(util::read_file(path), nullptr, /*allow_exceptions=*/false);
+  const auto sweep = nlohmann::json::parse(util::read_file(path, util::kMaxResultFileBytes), nullptr, /*allow_exceptions=*/false);
   if (sweep.is_discarded() || !sweep.contains("rows") || !sweep.contains("header") || !sweep_matches(sweep, config, options))
     return std::nullopt;
   return sweep;
@@ -83,14 +83,14 @@ bool SensitivityPlan::covers(const PlannedRun& run, const Overrides& quantizer) 
   auto listed = [](const std::vector<std::string>& names, const std::string& name) {
     return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
   };
-  return enabled && listed(variants, run.name) && listed(quantizers, quantizer.name);
+  return enabled && run.swept && listed(variants, run.name) && listed(quantizers, quantizer.name);
 }
 
 Experiment load_experiment(const std::string& path, const std::string& results_root) {
   if (!fs::is_regular_file(path)) throw ConfigError(path + ": experiment file not found");
   auto origin = std::make_shared<config::YamlOrigin>();
   origin->file = path;
-  config::YamlSection s(config::parse_yaml(util::read_file(path), path), "", origin);
+  config::YamlSection s(config::parse_yaml(util::read_file(path, util::kMaxTextFileBytes), path), "", origin);
   Experiment e;
   e.file = path;
   e.name = s.text("name", fs::path(path).stem().string());
@@ -163,6 +163,8 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
       if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end() &&
           !(name == "baseline" && shared_baseline))
         section.fail("variants", "\"" + name + "\" is not one of the variants");
+      else if (name == "baseline" && branch_epoch > 0)
+        section.fail("variants", "the baseline is a trunk the variants branch from (branch_epoch); it is not swept");
     e.sensitivity.quantizers = section.strings("quantizers", {});
     for (const auto& name : e.sensitivity.quantizers)
       if (std::none_of(e.quantizers.begin(), e.quantizers.end(), [&](const Overrides& q) { return q.name == name; }))
@@ -185,7 +187,7 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
       if (branch_epoch >= baseline.train.epochs)
         s.fail("branch_epoch", "must be below train.epochs (" + std::to_string(baseline.train.epochs) + "), got " +
                                    std::to_string(branch_epoch));
-      e.runs.push_back({"baseline", seed, baseline, dir + "/baseline", 0});
+      e.runs.push_back({"baseline", seed, baseline, dir + "/baseline", 0, /*swept=*/false});
       variant_base = joined(seeded, {"train.branch_from=" + baseline_checkpoint});
     } else if (shared_baseline) {
       e.runs.push_back({"baseline", seed, load_run_config(path, base, seeded, "baseline"), dir + "/baseline"});
@@ -231,7 +233,7 @@ std::string sensitivity_path(const PlannedRun& run, const Overrides& quantizer, 
 std::optional<nlohmann::json> existing_sensitivity(const std::string& path, const config::ExperimentConfig& config,
                                                    const SensitivityPlan& plan) {
   if (!fs::exists(path)) return std::nullopt;
-  const auto doc = nlohmann::json::parse(util::read_file(path), nullptr, /*allow_exceptions=*/false);
+  const auto doc = nlohmann::json::parse(util::read_file(path, util::kMaxResultFileBytes), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.contains("rows") || !doc.contains("header")) return std::nullopt;
   const auto& header = doc.at("header");
   if (header.value("bits", 0) != plan.bits || header.value("split", "") != plan.split || !header.contains("quant") ||
@@ -269,6 +271,7 @@ namespace {
 
 // Every sweep and sensitivity file the experiment asks of `run` is there and matches.
 bool results_complete(const Experiment& e, const PlannedRun& run) {
+  if (!run.swept) return true;
   for (const auto& quantizer : e.quantizers) {
     const auto config = sweep_config(run, quantizer);
     for (const auto& split : e.splits) {
@@ -356,7 +359,7 @@ std::string describe_plan(const Experiment& e) {
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
     int pending = 0, pending_sensitivity = 0;
-    for (const auto& quantizer : e.quantizers) {
+    for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
       for (const auto& split : e.splits) {
         auto options = e.sweep;
         options.split = split;
@@ -409,6 +412,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
         throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
       }
     }
+    if (!run.swept) continue;
     const util::DirectoryLock run_lock(run.dir, "qrobust run");  // its sweeps and sensitivity analyses go here
     gradient_norms.push_back({run.name, run.seed, report::last_gradient_norms(train::log_path(run.dir))});
     for (const auto& quantizer : e.quantizers) {

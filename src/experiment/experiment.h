@@ -23,7 +23,8 @@
 //   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
 //   branch_epoch: 20                      # instead of finetune: the baseline stops after epoch 20
 //                                         # of the base schedule, every variant continues that
-//                                         # schedule (lr and momentum included) to its end
+//                                         # schedule (lr and momentum included) to its end; the
+//                                         # baseline is then a trunk, trained but not swept
 //   variants:                             # name: overrides, in table order
 //     none: {}
 //     grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}
@@ -66,6 +67,7 @@ struct PlannedRun {
   config::ExperimentConfig config;
   std::string dir;
   int64_t first_epoch = 0;  // the epoch it starts after: the branch epoch for a branched variant
+  bool swept = true;        // false for a branch trunk: a mid-schedule model nothing is compared with
 };
 
 struct SensitivityPlan {

@@ -1,5 +1,7 @@
 #include "quant/calibration.h"
 
+#include <algorithm>
+
 #include "data/batches.h"
 
 namespace qrobust::quant {
@@ -65,6 +67,10 @@ BitPlan PostTrainingQuantizer::plan(int weight_bits, int act_bits) const {
   for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(config_.first_last, i, layers, weight_bits));
   for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(config_.first_last, i, points, act_bits));
   return plan;
+}
+
+bool BitPlan::quantizes_activations() const {
+  return std::any_of(point_bits.begin(), point_bits.end(), [](int bits) { return bits != kFloatBits; });
 }
 
 BitPlan PostTrainingQuantizer::float_plan() const { return plan(kFloatBits, kFloatBits); }

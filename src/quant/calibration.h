@@ -38,6 +38,8 @@ int policy_bits(const std::string& first_last, size_t index, size_t count, int b
 struct BitPlan {
   std::vector<int> layer_bits;
   std::vector<int> point_bits;
+  // Whether some point is quantized; if none is, every calibration draw gives the same model.
+  bool quantizes_activations() const;
 };
 
 class PostTrainingQuantizer {

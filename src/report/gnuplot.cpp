@@ -37,7 +37,7 @@ std::vector<std::string> render_gnuplot(const std::string& stem, const std::stri
   const std::string command = "gnuplot '" + stem + ".gp' 2>'" + stem + ".log'";
   if (std::system(command.c_str()) != 0) {
     // gnuplot echoes the offending line first; its message is the last line.
-    std::istringstream log(util::read_file(stem + ".log"));
+    std::istringstream log(util::read_file(stem + ".log", util::kMaxResultFileBytes));
     std::string line, message;
     while (std::getline(log, line))
       if (!line.empty()) message = line;

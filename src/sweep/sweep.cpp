@@ -115,7 +115,8 @@ namespace {
 
 std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
 
-// One configuration's figures, averaged over the calibration draws.
+// One configuration's figures, averaged over the calibration draws (one evaluation when no
+// activation is quantized: the draws only differ in activation ranges).
 nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits& splits, int64_t eval_batch, int w,
                                  int a, torch::Device device, bool with_top5) {
   auto& quantizer = *prepared.quantizer;
@@ -123,7 +124,8 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
   const quant::WeightQuantizeScope weights(quantizer, plan.layer_bits);
   const auto weight_steps = quantizer.weight_steps(plan.layer_bits);
   std::vector<double> accuracy, top5, loss, kl, bound;
-  for (size_t draw = 0; draw < quantizer.draws(); ++draw) {
+  const size_t draws = plan.quantizes_activations() ? quantizer.draws() : 1;
+  for (size_t draw = 0; draw < draws; ++draw) {
     const models::QuantizeScope activations(quantizer.model().quant_points(),
                                             quantizer.activation_quantizers(plan.point_bits, draw));
     const auto logits = train::predict(quantizer.model(), *prepared.images, splits.info, eval_batch, device).logits;

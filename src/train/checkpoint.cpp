@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/torch_archive.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -34,39 +35,48 @@ c10::Dict<std::string, torch::Tensor> model_state(const models::ClassifierImpl& 
   return state;
 }
 
-c10::impl::GenericDict read_dict(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw UsageError(path + ": checkpoint not found");
-  const std::string bytes = util::read_file(path);
-  c10::IValue value;
-  try {
-    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-  } catch (const c10::Error& e) {
-    throw RuntimeFailure(path + ": not a readable checkpoint (" + first_line(e.what()) + ")");
-  }
-  if (!value.isGenericDict()) throw RuntimeFailure(path + ": not a qrobust checkpoint");
-  auto dict = value.toGenericDict();
-  if (!dict.contains("format") || dict.at("format").toStringRef() != kFormat)
+// The checkpoint's top-level dict, after its format tag.
+const io::Value& checkpoint_dict(const io::TorchArchive& archive) {
+  const auto& path = archive.path();
+  const io::Value& root = archive.root();
+  const io::Value* format = root.is(io::Value::Kind::kDict) ? root.find("format") : nullptr;
+  if (format == nullptr || !format->is(io::Value::Kind::kString) || format->text() != kFormat)
     throw RuntimeFailure(path + ": not a qrobust checkpoint (no \"" + std::string(kFormat) + "\" format tag)");
-  return dict;
+  return root;
 }
 
-CheckpointInfo info_from(const c10::impl::GenericDict& dict) {
+// Field `key` of the checkpoint, of the kind the loader needs.
+const io::Value& field(const io::TorchArchive& archive, const std::string& key, io::Value::Kind kind) {
+  const io::Value* value = archive.root().find(key);
+  if (value == nullptr) throw RuntimeFailure(archive.path() + ": checkpoint field \"" + key + "\" is missing");
+  if (!value->is(kind))
+    throw RuntimeFailure(archive.path() + ": checkpoint field \"" + key + "\" is " + value->description() +
+                         ", expected " + io::describe(kind));
+  return *value;
+}
+
+CheckpointInfo info_from(const io::TorchArchive& archive) {
+  using K = io::Value::Kind;
+  checkpoint_dict(archive);
   CheckpointInfo info;
-  info.architecture = dict.at("architecture").toStringRef();
-  info.num_classes = dict.at("num_classes").toInt();
-  info.input_shape = dict.at("input_shape").toIntVector();
-  info.epoch = dict.at("epoch").toInt();
-  info.config_yaml = dict.at("config").toStringRef();
+  info.architecture = field(archive, "architecture", K::kString).text();
+  info.num_classes = field(archive, "num_classes", K::kInt).integer();
+  for (const io::Value* d : field(archive, "input_shape", K::kList).items()) {
+    if (!d->is(K::kInt)) throw RuntimeFailure(archive.path() + ": checkpoint field \"input_shape\" holds " + d->description());
+    info.input_shape.push_back(d->integer());
+  }
+  info.epoch = field(archive, "epoch", K::kInt).integer();
+  if (info.epoch < 0) throw RuntimeFailure(archive.path() + ": checkpoint field \"epoch\" is negative");
+  info.config_yaml = field(archive, "config", K::kString).text();
   return info;
 }
 
-}  // namespace
-
-std::string shape_text(c10::IntArrayRef shape) {
-  std::string text;
-  for (auto d : shape) text += (text.empty() ? "" : "x") + std::to_string(d);
-  return text;
+io::TorchArchive open_checkpoint(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw UsageError(path + ": checkpoint not found");
+  return io::TorchArchive(path);
 }
+
+}  // namespace
 
 void save_checkpoint(const std::string& path, const models::ClassifierImpl& model, const torch::optim::SGD* optimizer,
                      int64_t epoch, const std::string& config_yaml) {
@@ -95,47 +105,57 @@ void save_checkpoint(const std::string& path, const models::ClassifierImpl& mode
   util::write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
-CheckpointInfo read_checkpoint_info(const std::string& path) { return info_from(read_dict(path)); }
+CheckpointInfo read_checkpoint_info(const std::string& path) { return info_from(open_checkpoint(path)); }
 
 CheckpointInfo load_checkpoint(const std::string& path, models::ClassifierImpl& model, torch::optim::SGD* optimizer) {
-  const auto dict = read_dict(path);
-  const CheckpointInfo info = info_from(dict);
+  auto archive = open_checkpoint(path);
+  const CheckpointInfo info = info_from(archive);
   const auto& input = model.input_spec();
   const std::vector<int64_t> expected_shape{input.channels, input.height, input.width};
   if (info.architecture != model.architecture() || info.num_classes != input.num_classes ||
       info.input_shape != expected_shape)
     throw UsageError(path + ": checkpoint holds " + info.architecture + " (" + std::to_string(info.num_classes) +
-                     " classes, input " + shape_text(info.input_shape) + ") but the config builds " +
+                     " classes, input " + io::shape_text(info.input_shape) + ") but the config builds " +
                      model.architecture() + " (" + std::to_string(input.num_classes) + " classes, input " +
-                     shape_text(expected_shape) + ")");
-  const auto saved = c10::impl::toTypedDict<std::string, torch::Tensor>(dict.at("model").toGenericDict());
+                     io::shape_text(expected_shape) + ")");
+  // Everything is checked before anything is loaded, so a bad file changes nothing.
+  const auto saved = io::tensor_dict(field(archive, "model", io::Value::Kind::kDict), path, "checkpoint field \"model\"");
   auto named = model.state();
-  if (static_cast<size_t>(saved.size()) != named.size())
-    throw UsageError(path + ": checkpoint holds " + std::to_string(saved.size()) + " tensors, the model has " +
-                     std::to_string(named.size()) + " (a different width or variant?)");
-  for (const auto& item : named) {
-    auto found = saved.find(item.key());
-    if (found == saved.end()) throw UsageError(path + ": checkpoint has no tensor \"" + item.key() + "\"");
-    if (found->value().sizes() != item.value().sizes())
-      throw UsageError(path + ": tensor \"" + item.key() + "\" is " + shape_text(found->value().sizes()) +
-                       " in the checkpoint but " + shape_text(item.value().sizes()) + " in the model");
+  io::check_tensors(path, named, saved, "the model");
+  std::vector<const io::TensorRef*> momentum;
+  std::vector<torch::Tensor> params;
+  if (optimizer != nullptr && archive.root().find("momentum") != nullptr) {
+    params = optimizer->param_groups().at(0).params();
+    const auto& buffers = field(archive, "momentum", io::Value::Kind::kList).items();
+    if (buffers.size() != params.size())
+      throw UsageError(path + ": checkpoint holds " + std::to_string(buffers.size()) + " momentum buffers, the optimizer has " +
+                       std::to_string(params.size()) + " parameters");
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!buffers[i]->is(io::Value::Kind::kTensor))
+        throw RuntimeFailure(path + ": momentum buffer " + std::to_string(i) + " is " + buffers[i]->description());
+      const auto& buffer = buffers[i]->tensor();
+      const bool empty = buffer.sizes == std::vector<int64_t>{0};  // SGD had no state for it yet
+      if (!empty && (buffer.sizes != params[i].sizes() || !c10::isFloatingType(buffer.dtype)))
+        throw UsageError(path + ": momentum buffer " + std::to_string(i) + " is " + io::shape_text(buffer.sizes) + " " +
+                         c10::toString(buffer.dtype) + ", its parameter " + io::shape_text(params[i].sizes()) + " " +
+                         c10::toString(params[i].scalar_type()));
+      momentum.push_back(empty ? nullptr : &buffer);
+    }
   }
+  std::vector<torch::Tensor> weights, buffers;
+  for (const auto& item : named) weights.push_back(archive.load(saved.at(item.key())));
+  for (const auto* buffer : momentum) buffers.push_back(buffer ? archive.load(*buffer) : torch::Tensor());
   {
     torch::NoGradGuard no_grad;
-    for (auto& item : named) item.value().copy_(saved.at(item.key()));
+    size_t i = 0;
+    for (auto& item : named) item.value().copy_(weights[i++]);
   }
-  if (optimizer != nullptr && dict.contains("momentum")) {
-    const auto momentum = dict.at("momentum").toTensorList();
-    auto& params = optimizer->param_groups().at(0).params();
-    if (momentum.size() != params.size()) throw UsageError(path + ": optimizer state does not match the model");
+  for (size_t i = 0; i < buffers.size(); ++i) {
+    if (!buffers[i].defined()) continue;
     auto& state = optimizer->state();
-    for (size_t i = 0; i < params.size(); ++i) {
-      const torch::Tensor buffer = momentum.get(i);
-      if (buffer.numel() == 0) continue;
-      auto param_state = std::make_unique<torch::optim::SGDParamState>();
-      param_state->momentum_buffer(buffer.to(params[i].device()));
-      state[state_key(state, params[i])] = std::move(param_state);
-    }
+    auto param_state = std::make_unique<torch::optim::SGDParamState>();
+    param_state->momentum_buffer(buffers[i].to(params[i].device(), params[i].scalar_type()));
+    state[state_key(state, params[i])] = std::move(param_state);
   }
   return info;
 }

@@ -71,7 +71,7 @@ bool same_experiment(config::ExperimentConfig saved, const config::ExperimentCon
 }
 
 void require_same_experiment(const std::string& dir, const config::ExperimentConfig& config) {
-  if (!same_experiment(config::parse_config(util::read_file(config_path(dir)), config_path(dir)), config))
+  if (!same_experiment(config::parse_config(util::read_file(config_path(dir), util::kMaxTextFileBytes), config_path(dir)), config))
     throw UsageError(dir + ": the config differs from the run's config.yaml; resume with the run's own config "
                            "(leave out --config and --set)");
 }

@@ -49,10 +49,14 @@ void write_file_atomically(const std::string& path, const std::string& contents)
   });
 }
 
-std::string read_file(const std::string& path) {
+std::string read_file(const std::string& path, uint64_t max_bytes) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw RuntimeFailure(path + ": cannot open: " + std::strerror(errno));
-  std::string contents(static_cast<size_t>(in.tellg()), '\0');
+  const auto size = static_cast<uint64_t>(in.tellg());
+  if (size > max_bytes)
+    throw RuntimeFailure(path + ": " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
+                         " such a file can hold");
+  std::string contents(static_cast<size_t>(size), '\0');
   in.seekg(0);
   if (!in.read(contents.data(), static_cast<std::streamsize>(contents.size())))
     throw RuntimeFailure(path + ": cannot read: " + std::strerror(errno));

@@ -46,8 +46,10 @@ TEST_CASE("a valid config parses into typed fields with defaults filled in") {
   CHECK(c.device == "auto");
 }
 
-TEST_CASE("the resolved YAML parses back to the same config") {
+TEST_CASE("the resolved YAML parses back to the same config", "[corpus]") {
   const auto c = config::parse_config(kGood, "configs/x.yaml", {"train.weight_decay=3e-4", "data.val_size=100"});
+  testing::save_corpus_sample("config", kGood);
+  testing::save_corpus_sample("config", config::to_yaml(c));
   const auto again = config::parse_config(config::to_yaml(c), "config.yaml");
   CHECK(config::to_yaml(again) == config::to_yaml(c));
   CHECK(again.train.weight_decay == c.train.weight_decay);
@@ -175,6 +177,19 @@ TEST_CASE("a key given twice, or a second YAML document, is an error naming both
              Catch::StartsWith("configs/x.yaml:4: seed: given twice (first at line 1)"));
   CHECK_THAT(error_of("train: {epochs: 2}\ntrain: {epochs: 3}\n"), Catch::Contains("train: given twice"));
   CHECK_THAT(error_of("seed: 1\n---\nseed: 2\n"), Catch::Contains("a second YAML document"));
+}
+
+TEST_CASE("an alias inside itself, endless nesting and keys that are not names are config errors, not crashes") {
+  // Each of these crashed (stack overflow) or escaped as yaml-cpp's "bad conversion".
+  CHECK_THAT(error_of("a: &x [*x]\n"), Catch::Contains("nested deeper than 32 levels"));
+  CHECK_THAT(error_of("train: &x {lr: *x}\n"), Catch::Contains("nested deeper than 32 levels"));
+  CHECK_THAT(error_of("train: " + std::string(200, '[') + std::string(200, ']') + "\n"), Catch::Contains("nested deeper"));
+  CHECK_THAT(error_of("? [a, b]\n: 1\n"), Catch::StartsWith("configs/x.yaml:1: a key must be a plain name, got a list"));
+  CHECK_THAT(error_of("train:\n  {a: 1}: 2\n"), Catch::StartsWith("configs/x.yaml:2: train: a key must be a plain name"));
+  CHECK_THROWS_WITH(config::parse_config("seed: 1\n", "x.yaml", {"train.lr=&x [*x]"}), Catch::Contains("nested deeper"));
+  // A lone comma made yaml-cpp 0.7's LoadAll loop for ever (found by fuzz/fuzz_config.cpp).
+  CHECK_THAT(error_of(","), Catch::StartsWith("configs/x.yaml:1: invalid YAML"));
+  CHECK(error_of("# nothing but a comment\n---\n") == "no error");  // an empty config is the defaults
 }
 
 TEST_CASE("numbers beyond float range and model names that overflow are config errors naming the key") {

@@ -8,7 +8,7 @@
 
 using namespace qrobust;
 
-TEST_CASE("CIFAR-10 reader loads records as uint8 RGB planes with their labels") {
+TEST_CASE("CIFAR-10 reader loads records as uint8 RGB planes with their labels", "[corpus]") {
   testing::TempDir dir;
   testing::write_cifar10(dir.path(), 6);
   // Overwrite the test file with one record whose pixel bytes are 0, 1, 2, ... (mod 256).
@@ -16,6 +16,7 @@ TEST_CASE("CIFAR-10 reader loads records as uint8 RGB planes with their labels")
   record[0] = 7;
   for (int i = 0; i < 3072; ++i) record[1 + i] = static_cast<char>(i % 256);
   testing::write_bytes(dir.file("test_batch.bin"), record);
+  testing::save_corpus_sample("cifar10", record + record);
 
   data::CIFAR10 train(dir.path(), data::CIFAR10::Mode::kTrain);
   CHECK(train.size().value() == 30);

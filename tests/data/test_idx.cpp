@@ -24,13 +24,24 @@ TEST_CASE("IDX reader loads plain and gzipped files identically") {
   CHECK(torch::equal(a.images(), expected.first));
 }
 
-TEST_CASE("IDX reader rejects wrong magic, truncation and trailing data, naming the file") {
+TEST_CASE("IDX reader rejects wrong magic, truncation and trailing data, naming the file", "[corpus]") {
   testing::TempDir dir;
   testing::write_idx(dir.path(), 10, 4, false);
   const auto images = dir.file("train-images-idx3-ubyte");
   const auto labels = dir.file("train-labels-idx1-ubyte");
   const auto bytes = util::read_file(images);
+  testing::save_corpus_sample("idx", bytes);
+  testing::save_corpus_sample("idx", util::read_file(labels));
 
+  SECTION("header dimensions whose product overflows or exceeds any data set") {
+    std::string huge = bytes;
+    for (size_t i = 4; i < 16; ++i) huge[i] = '\xff';  // 3 x (2^32 - 1)
+    testing::write_bytes(images, huge);
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::StartsWith(images) && Catch::Contains("promise more than"));
+    huge[4] = huge[5] = huge[6] = '\0';  // 255 x (2^32 - 1)^2 still does
+    testing::write_bytes(images, huge);
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::Contains("promise more than"));
+  }
   SECTION("wrong magic: a label file where images are expected") {
     CHECK_THROWS_WITH(data::read_idx_images(labels), Catch::StartsWith(labels) && Catch::Contains("magic number 2049, expected 2051"));
   }

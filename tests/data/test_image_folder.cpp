@@ -66,8 +66,9 @@ TEST_CASE("Decoding at a DCT scale approximates decoding in full and resizing") 
   CHECK(mean_abs_difference(half.permute({2, 0, 1}).unsqueeze(0), reference) < 2.0);
 }
 
-TEST_CASE("Decoding a region gives exactly that part of the whole decode") {
+TEST_CASE("Decoding a region gives exactly that part of the whole decode", "[corpus]") {
   const std::string bytes = data::encode_jpeg(photo(301, 437, 0.7), 92);
+  testing::save_corpus_sample("jpeg", data::encode_jpeg(photo(24, 40, 0.3), 75));
   for (const data::JpegScale scale : {data::JpegScale{1, 1}, data::JpegScale{5, 8}, data::JpegScale{3, 8}}) {
     const auto whole = data::decode_jpeg(bytes, scale);
     const auto size = scale.apply({437, 301});

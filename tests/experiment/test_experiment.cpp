@@ -219,6 +219,11 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   const std::string dir = work.file("results/branch/seed_7");
   CHECK(train::read_checkpoint_info(dir + "/baseline/checkpoint.pt").epoch == 2);
   CHECK(train::read_checkpoint_info(dir + "/none/checkpoint.pt").epoch == 3);
+  // The trunk is a mid-schedule model: trained, not swept, not in the table.
+  CHECK_FALSE(fs::exists(dir + "/baseline/sweep_default_test.json"));
+  REQUIRE(table["tables"][0]["rows"].size() == 1);
+  CHECK(table["tables"][0]["rows"][0]["variant"] == "none");
+  const std::string trunk = util::read_file(dir + "/baseline/checkpoint.pt");
 
   // A fresh clone has the results but no checkpoints: nothing is trained again.
   fs::remove(dir + "/baseline/checkpoint.pt");
@@ -236,7 +241,8 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   CHECK_THAT(grown_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs"));
   CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept"));
   const auto grown_table = experiment::run_experiment(grown, {});
-  CHECK(grown_table["tables"][0]["rows"][0]["accuracy"] == table["tables"][0]["rows"][0]["accuracy"]);  // the baseline
+  CHECK(util::read_file(dir + "/baseline/checkpoint.pt") == trunk);
+  CHECK(grown_table["tables"][0]["rows"][0] == table["tables"][0]["rows"][0]);  // none, reused
   CHECK(fs::exists(dir + "/grad_l1/checkpoint.pt"));
   CHECK_FALSE(fs::exists(dir + "/none/checkpoint.pt"));
 }

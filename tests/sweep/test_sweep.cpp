@@ -92,8 +92,8 @@ TEST_CASE("the grid is the full product or the zipped pairs; bad lists are usage
 TEST_CASE("calibration draws: rows report the mean and spread of independent samples") {
   TrainedRun run;
   sweep::SweepOptions options;
-  options.weight_bits = {32, 4};
-  options.act_bits = {4, 4};
+  options.weight_bits = {32, 4, 4};
+  options.act_bits = {4, 4, 32};
   options.pairs = true;
   options.progress = false;
   options.calibration_draws = 3;
@@ -111,6 +111,10 @@ TEST_CASE("calibration draws: rows report the mean and spread of independent sam
   options.calibration_draws = 1;
   const auto single = sweep::run_sweep(run.config, run.checkpoint, options);
   CHECK(single["rows"][2]["accuracy"] == result["rows"][2]["accuracy_draws"][0]);
+  // w4a32 quantizes no activation, so the draws would all give one model: it is evaluated once.
+  CHECK(result["rows"][3]["config"] == "w4afp");
+  CHECK(result["rows"][3]["accuracy_draws"].size() == 1);
+  CHECK(result["rows"][3]["accuracy"] == single["rows"][3]["accuracy"]);
   testing::TempDir out;
   sweep::write_sweep(result, out.file("d.json"));
   CHECK_THAT(util::read_file(out.file("d.md")), Catch::Contains("x 3 draws") && Catch::Contains(" ± "));

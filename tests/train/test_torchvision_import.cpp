@@ -4,10 +4,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "io/torch_archive.h"
 #include "models/registry.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
-#include "train/python_state_dict.h"
 #include "train/torchvision_import.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
@@ -30,15 +30,24 @@ void write_state_dict(const std::string& path, const std::map<std::string, torch
   util::write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
+// Every tensor of a state dict file, loaded.
+std::map<std::string, torch::Tensor> read_state_dict(const std::string& path) {
+  io::TorchArchive archive(path);
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& [name, tensor] : io::tensor_dict(archive.root(), path, "the state dict"))
+    tensors[name] = archive.load(tensor);
+  return tensors;
+}
+
 }  // namespace
 
 // The fixture is torchvision's ResNet-18 narrowed to width 4 with random weights and batch-norm
 // statistics, saved by Python with its logits on a fixed input (tests/fixtures/make_torchvision_fixture.py).
 TEST_CASE("import-torchvision: a torchvision state dict computes in qrobust what it computed in Python") {
-  const auto state = train::read_python_state_dict(kFixtures + "resnet18_w4.pth");
+  const auto state = read_state_dict(kFixtures + "resnet18_w4.pth");
   CHECK(state.size() == 122);
   CHECK(state.at("layer1.0.bn1.num_batches_tracked").item<int64_t>() == 7);
-  const auto io = train::read_python_state_dict(kFixtures + "resnet18_w4_io.pt");
+  const auto io = read_state_dict(kFixtures + "resnet18_w4_io.pt");
 
   testing::TempDir dir;
   const auto imported = train::import_torchvision({"resnet18", kFixtures + "resnet18_w4.pth", dir.file("r18.pt"), 224});
@@ -62,12 +71,12 @@ TEST_CASE("import-torchvision names the tensor that does not fit, and reads only
   testing::TempDir dir;
   const std::string pth = kFixtures + "resnet18_w4.pth";
   CHECK_THROWS_WITH(train::import_torchvision({"resnet34", pth, dir.file("a.pt"), 224}),
-                    Catch::Contains("no tensor \"layer1.2.conv1.weight\", which resnet34 has"));
+                    Catch::Contains("no tensor \"layer1.2.conv1.weight\", which resnet34 (width 4, 10 classes) has"));
   CHECK_THROWS_WITH(train::import_torchvision({"vgg16_bn", pth, dir.file("a.pt"), 224}), Catch::Contains("--model"));
   CHECK_THROWS_WITH(train::import_torchvision({"resnet18", dir.file("missing.pth"), dir.file("a.pt"), 224}),
                     Catch::Contains("not found"));
 
-  auto state = train::read_python_state_dict(pth);
+  auto state = read_state_dict(pth);
   state["extra.weight"] = torch::zeros({2});
   write_state_dict(dir.file("extra.pth"), state);
   CHECK_THROWS_WITH(train::import_torchvision({"resnet18", dir.file("extra.pth"), dir.file("a.pt"), 224}),
@@ -80,7 +89,7 @@ TEST_CASE("import-torchvision names the tensor that does not fit, and reads only
   CHECK(!std::filesystem::exists(dir.file("a.pt")));  // nothing written on failure
 
   testing::write_bytes(dir.file("text.pth"), "not an archive");
-  CHECK_THROWS_WITH(train::read_python_state_dict(dir.file("text.pth")), Catch::Contains("not a zip archive written by torch.save"));
+  CHECK_THROWS_WITH(read_state_dict(dir.file("text.pth")), Catch::Contains("not a zip archive"));
 }
 
 TEST_CASE("qrobust checkpoints load into torchvision's models in Python", "[python]") {
