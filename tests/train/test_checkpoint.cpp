@@ -104,19 +104,28 @@ void write_dict(const std::string& path, const c10::impl::GenericDict& dict) {
   util::write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
+// A ResNet-8 after one SGD step (so it has momentum), saved at epoch 3 to `path`.
+struct SavedCheckpoint {
+  testing::TempDir dir;
+  config::TrainConfig train_config;
+  models::Classifier model = models::make_model("resnet8", kInput, 4);
+  torch::optim::SGD optimizer = train::make_optimizer(train_config, model->parameters());
+  std::string path = dir.file("c.pt");
+  SavedCheckpoint() {
+    sgd_step(*model, optimizer);
+    train::save_checkpoint(path, *model, &optimizer, 3, "name: x\n");
+  }
+};
+
 }  // namespace
 
 TEST_CASE("checkpoint fields of the wrong type, and momentum that does not fit, are errors that change nothing", "[corpus]") {
-  testing::TempDir dir;
-  config::TrainConfig t;
-  auto model = models::make_model("resnet8", kInput, 4);
-  auto optimizer = train::make_optimizer(t, model->parameters());
-  sgd_step(*model, optimizer);
-  train::save_checkpoint(dir.file("c.pt"), *model, &optimizer, 3, "name: x\n");
-  testing::save_corpus_sample("checkpoint", util::read_file(dir.file("c.pt")));
+  SavedCheckpoint saved;
+  const auto& dir = saved.dir;
+  testing::save_corpus_sample("checkpoint", util::read_file(saved.path));
 
   auto fresh = models::make_model("resnet8", kInput, 4);
-  auto fresh_optimizer = train::make_optimizer(t, fresh->parameters());
+  auto fresh_optimizer = train::make_optimizer(saved.train_config, fresh->parameters());
   const auto before = fresh->named_parameters()["conv1.weight"].clone();
   auto load = [&](const std::string& path) { return train::load_checkpoint(path, *fresh, &fresh_optimizer); };
 
@@ -153,13 +162,11 @@ TEST_CASE("checkpoint fields of the wrong type, and momentum that does not fit, 
 }
 
 TEST_CASE("1,000 seeded mutants of a real checkpoint load or fail cleanly, and never load changed weights") {
-  testing::TempDir dir;
-  config::TrainConfig t;
-  auto model = models::make_model("resnet8", kInput, 4);
-  auto optimizer = train::make_optimizer(t, model->parameters());
-  sgd_step(*model, optimizer);
-  train::save_checkpoint(dir.file("c.pt"), *model, &optimizer, 3, "name: x\n");
-  const std::string original = util::read_file(dir.file("c.pt"));
+  SavedCheckpoint saved;
+  const auto& dir = saved.dir;
+  const auto& model = saved.model;
+  const auto& t = saved.train_config;
+  const std::string original = util::read_file(saved.path);
 
   std::mt19937_64 random(2026);
   int loaded = 0, refused = 0;
@@ -195,12 +202,11 @@ TEST_CASE("a checkpoint re-saved by Python's torch.save loads, to the same weigh
     WARN("no /usr/bin/python3 with torch (Debian: python3-torch): not checked");
     return;
   }
-  testing::TempDir dir;
-  config::TrainConfig t;
-  auto model = models::make_model("resnet8", kInput, 4);
-  auto optimizer = train::make_optimizer(t, model->parameters());
-  sgd_step(*model, optimizer);
-  train::save_checkpoint(dir.file("c.pt"), *model, &optimizer, 3, "name: x\n");
+  SavedCheckpoint saved;
+  const auto& dir = saved.dir;
+  auto& model = saved.model;
+  auto& optimizer = saved.optimizer;
+  const auto& t = saved.train_config;
   const std::string command = "/usr/bin/python3 -c \"import torch; torch.save(torch.load('" + dir.file("c.pt") +
                               "'), '" + dir.file("python.pt") + "')\"";
   REQUIRE(std::system(command.c_str()) == 0);
