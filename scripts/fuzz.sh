@@ -24,6 +24,7 @@ export UBSAN_OPTIONS="print_stacktrace=1:${UBSAN_OPTIONS:-}"
 crashed=()
 printf '%-11s %12s %8s %8s %8s  %s\n' harness executions exec/s coverage features crashes
 for harness in "${harnesses[@]}"; do
+  rm -rf "build-fuzz/artifacts/$harness"  # the inputs of an earlier run's crashes (regression tests by now)
   mkdir -p "$corpus/$harness" "build-fuzz/artifacts/$harness"
   log="build-fuzz/fuzz_$harness.log"
   status=0

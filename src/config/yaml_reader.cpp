@@ -46,6 +46,21 @@ void check_keys(const YAML::Node& node, const std::string& path, const std::stri
   }
 }
 
+// Config strings are names and paths: printable UTF-8 (a control character or a broken byte
+// sequence would not survive the resolved config.yaml written back, found by fuzz/fuzz_config.cpp).
+bool printable_utf8(const std::string& text) {
+  for (size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    const size_t length = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (length == 0 || i + length > text.size()) return false;
+    for (size_t k = 1; k < length; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return false;
+    i += length;
+  }
+  return true;
+}
+
 std::string join(const std::set<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -208,7 +223,9 @@ bool YamlSection::boolean(const std::string& key, bool fallback) {
 
 std::string YamlSection::text(const std::string& key, const std::string& fallback) {
   if (!has(key)) return (read_.insert(key), fallback);
-  return scalar(key, "a string").Scalar();
+  const std::string value = scalar(key, "a string").Scalar();
+  if (!printable_utf8(value)) fail(key, "expected printable text, got control characters or bytes that are not UTF-8");
+  return value;
 }
 
 std::vector<int64_t> YamlSection::integers(const std::string& key, const std::vector<int64_t>& fallback) {
@@ -235,6 +252,7 @@ std::vector<std::string> YamlSection::strings(const std::string& key, const std:
   std::vector<std::string> out;
   for (const auto& item : value) {
     if (!item.IsScalar()) fail(key, "expected a list of strings, got an element " + describe(item));
+    if (!printable_utf8(item.Scalar())) fail(key, "expected printable text, got control characters or bytes that are not UTF-8");
     out.push_back(item.Scalar());
   }
   return out;

@@ -54,14 +54,19 @@ std::pair<std::vector<int64_t>, std::vector<uint8_t>> read_idx(const std::string
   if (big_endian(0) != magic)
     fail(std::string("not an IDX ") + kind + " file: magic number " + std::to_string(big_endian(0)) + ", expected " +
          std::to_string(magic));
+  // Bounded with zero dimensions counted as 1: a tensor of 0 images of 3e9 x 3e9 pixels holds no
+  // bytes but its strides overflow (it crashed LibTorch, found by fuzz/fuzz_idx.cpp).
   std::vector<int64_t> shape;
-  uint64_t payload = 1;
+  uint64_t extent = 1;
   for (size_t d = 0; d < dims; ++d) {
     shape.push_back(big_endian(4 * (1 + d)));
-    if (__builtin_mul_overflow(payload, static_cast<uint64_t>(shape.back()), &payload) || payload > kMaxPayloadBytes)
+    const auto size = std::max<uint64_t>(shape.back(), 1);
+    if (__builtin_mul_overflow(extent, size, &extent) || extent > kMaxPayloadBytes)
       fail("header dimensions promise more than " + std::to_string(kMaxPayloadBytes) + " bytes of " + kind +
            " (not an IDX file of a data set qrobust reads)");
   }
+  uint64_t payload = 1;
+  for (const int64_t size : shape) payload *= static_cast<uint64_t>(size);
   // Grown as data arrives, so a short file costs only what it holds, whatever the header says.
   std::vector<uint8_t> bytes, chunk(1 << 20);
   uint64_t n = 0;

@@ -1,5 +1,6 @@
 #include "io/pickle.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -327,8 +328,11 @@ class Unpickler {
       t.offset = a[1]->integer_;
       t.sizes = extents(a[2], "sizes");
       t.strides = extents(a[3], "strides");
-      if (t.offset < 0) malformed("tensor with a negative storage offset");
+      if (t.offset < 0 || t.offset > t.storage_numel) malformed("tensor with a storage offset outside its storage");
       if (t.sizes.size() != t.strides.size()) malformed("tensor sizes and strides differ in length");
+      // Its contiguous strides must not overflow either, even when a size of 0 leaves it empty.
+      int64_t extent = 1;
+      for (const int64_t size : t.sizes) extent = checked_mul(extent, std::max<int64_t>(size, 1));
       if (t.numel() > 0) {  // the last element lies inside the storage
         int64_t last = t.offset;
         for (size_t d = 0; d < t.sizes.size(); ++d) last = checked_add(last, checked_mul(t.sizes[d] - 1, t.strides[d]));

@@ -187,6 +187,10 @@ TEST_CASE("an alias inside itself, endless nesting and keys that are not names a
   CHECK_THAT(error_of("? [a, b]\n: 1\n"), Catch::StartsWith("configs/x.yaml:1: a key must be a plain name, got a list"));
   CHECK_THAT(error_of("train:\n  {a: 1}: 2\n"), Catch::StartsWith("configs/x.yaml:2: train: a key must be a plain name"));
   CHECK_THROWS_WITH(config::parse_config("seed: 1\n", "x.yaml", {"train.lr=&x [*x]"}), Catch::Contains("nested deeper"));
+  // Text that would not survive config.yaml written back (found by fuzz/fuzz_config.cpp).
+  CHECK_THAT(error_of("name: \xba\r\n"), Catch::Contains("name: expected printable text"));
+  CHECK_THAT(error_of("name: \"a\\tb\"\n"), Catch::Contains("name: expected printable text"));
+  CHECK(error_of("name: \xc3\xa9t\xc3\xa9\n") == "no error");  // UTF-8 is fine
   // A lone comma made yaml-cpp 0.7's LoadAll loop for ever (found by fuzz/fuzz_config.cpp).
   CHECK_THAT(error_of(","), Catch::StartsWith("configs/x.yaml:1: invalid YAML"));
   CHECK(error_of("# nothing but a comment\n---\n") == "no error");  // an empty config is the defaults

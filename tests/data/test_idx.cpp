@@ -41,6 +41,9 @@ TEST_CASE("IDX reader rejects wrong magic, truncation and trailing data, naming 
     huge[4] = huge[5] = huge[6] = '\0';  // 255 x (2^32 - 1)^2 still does
     testing::write_bytes(images, huge);
     CHECK_THROWS_WITH(data::read_idx_images(images), Catch::Contains("promise more than"));
+    // No images of 3.1e9 x 3.0e9 pixels: no bytes, but strides that overflow (a crash libFuzzer found).
+    testing::write_bytes(images, std::string("\x00\x00\x08\x03\x00\x00\x00\x00\xb9\x01\xba\x08\xb4\xa0\xb6\xb1", 16));
+    CHECK_THROWS_WITH(data::read_idx_images(images), Catch::Contains("promise more than"));
   }
   SECTION("wrong magic: a label file where images are expected") {
     CHECK_THROWS_WITH(data::read_idx_images(labels), Catch::StartsWith(labels) && Catch::Contains("magic number 2049, expected 2051"));

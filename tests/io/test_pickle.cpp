@@ -70,12 +70,14 @@ TEST_CASE("unpickle: a tensor must lie inside its storage") {
   CHECK(t.numel() == 10);
   // The last element is 2 + 5 + 4 = 11 of 12; one more and it is outside.
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(11, 2, {2, 5}, {5, 1})), Catch::Contains("reaches element 11"));
-  CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, -1, {2}, {1})), Catch::Contains("negative storage offset"));
+  CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, -1, {2}, {1})), Catch::Contains("storage offset outside its storage"));
+  CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, 13, {0}, {1})), Catch::Contains("storage offset outside its storage"));
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, 0, {2}, {-1})), Catch::Contains("integers >= 0"));
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, 0, {-2}, {1})), Catch::Contains("integers >= 0"));
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, 0, {2, 2}, {1})), Catch::Contains("differ in length"));
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(12, 0, {1 << 30, 1 << 30, 1 << 30}, {1, 1, 1})), Catch::Contains("overflows"));
-  // An empty tensor may name any offset of an empty storage.
+  CHECK_THROWS_WITH(io::unpickle(tensor_dict(0, 0, {0, 1 << 30, 1 << 30, 1 << 30}, {1, 1, 1, 1})), Catch::Contains("overflows"));
+  // An empty tensor may lie in an empty storage.
   CHECK_NOTHROW(io::unpickle(tensor_dict(0, 0, {0}, {1})));
   CHECK_THROWS_WITH(io::unpickle(tensor_dict(-1, 0, {0}, {1})), Catch::Contains("negative size"));
 }
