@@ -353,6 +353,10 @@ int main(int argc, char** argv) {
   bench_app->add_option("--lambda-w", bench_penalty.lambda_w, "weight-gradient term (default 0.05)")->group("Penalty");
   bench_app->add_option("--lambda-a", bench_penalty.lambda_a, "activation-gradient term (default 0.05)")->group("Penalty");
   bench_app->add_option("--lambda", bench_penalty.lambda, "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
+  bench_app->add_option("--amortized", bench_options.amortized,
+                        "also time these amortized penalties in the alternating rounds, each "
+                        "key=value[,key=value] over every, subbatch, method (e.g. every=4 subbatch=32)")
+      ->group("Penalty");
   bench_app->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
                       "also time the penalized step with LibTorch's own convolution double backward")
       ->group("Penalty");

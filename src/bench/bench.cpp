@@ -4,9 +4,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "data/batches.h"
 #include "data/datasets.h"
@@ -64,13 +66,51 @@ struct MemoryWindow {
   }
 };
 
+// The median of `values` (sorted in place).
+double median(std::vector<double>& values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 }  // namespace
+
+config::RegularizerConfig amortized_regularizer(const config::RegularizerConfig& regularizer, const std::string& spec,
+                                                int64_t batch) {
+  auto fail = [&](const std::string& message) { throw UsageError("--amortized " + spec + ": " + message); };
+  if (!regularizer.is_gradient_norm()) fail("applies to --regularizer grad_l1 or grad_l2");
+  config::RegularizerConfig out = regularizer;
+  std::stringstream items(spec);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    const auto equals = item.find('=');
+    if (equals == std::string::npos) fail("expected key=value, got \"" + item + "\"");
+    const std::string key = item.substr(0, equals), value = item.substr(equals + 1);
+    auto integer = [&](int64_t low, int64_t high) {
+      int64_t parsed = 0;
+      const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+      if (error != std::errc() || end != value.data() + value.size() || parsed < low || parsed > high)
+        fail(key + " must be an integer in " + std::to_string(low) + ".." + std::to_string(high) + ", got \"" + value + "\"");
+      return parsed;
+    };
+    if (key == "every") out.every = integer(1, 1000);
+    else if (key == "subbatch") out.subbatch = integer(2, batch - 1);
+    else if (key == "method" && (value == "double_backprop" || value == "finite_difference")) out.method = value;
+    else if (key == "method") fail("method must be double_backprop or finite_difference, got \"" + value + "\"");
+    else fail("unknown key \"" + key + "\" (known: every, subbatch, method)");
+  }
+  if (out.subbatch > 0 && out.method != "double_backprop") fail("subbatch applies to method double_backprop");
+  return out;
+}
 
 nlohmann::json run_benchmark(const BenchOptions& options) {
   if (options.batch < 2) throw UsageError("--batch: must be at least 2, got " + std::to_string(options.batch));
   if (options.steps < 1) throw UsageError("--steps: must be at least 1, got " + std::to_string(options.steps));
   if (options.alternate_rounds < 0)
     throw UsageError("--alternate: must be 0 or more, got " + std::to_string(options.alternate_rounds));
+  if (!options.amortized.empty() && options.alternate_rounds == 0)
+    throw UsageError("--amortized: the amortized steps are timed in alternating rounds; give --alternate N");
+  std::vector<config::RegularizerConfig> amortized;
+  for (const auto& spec : options.amortized) amortized.push_back(amortized_regularizer(options.regularizer, spec, options.batch));
   if (!models::is_known_model(options.model))
     throw UsageError("--model: unknown model \"" + options.model + "\" (known: " + models::known_models_text() + ")");
   const torch::Device device = util::resolve_device(options.device);
@@ -85,9 +125,10 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
   const auto batch = static_cast<double>(options.batch);
-  // Seconds per training step with the given regularizer.
-  auto train_seconds = [&](regularize::Regularizer& regularizer, int64_t warmup) {
-    return seconds_per_step(warmup, options.steps, [&] {
+  // Seconds per training step with the given regularizer, over whole cycles of `every` steps.
+  auto train_seconds = [&](regularize::Regularizer& regularizer, int64_t warmup, int64_t every = 1) {
+    regularizer.begin_epoch();
+    return seconds_per_step(warmup, (options.steps + every - 1) / every * every, [&] {
       optimizer.zero_grad();
       regularizer.step(*model, images, targets);
       optimizer.step();
@@ -131,15 +172,30 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     }
     if (options.alternate_rounds > 0) {
       model->train();
+      std::vector<std::unique_ptr<regularize::Regularizer>> cheap;
+      for (const auto& config : amortized) {
+        cheap.push_back(regularize::make_regularizer(config));
+        train_seconds(*cheap.back(), options.warmup_steps, config.every);
+      }
       std::vector<double> ratios;
+      std::vector<std::vector<double>> cheap_ratios(cheap.size());
       for (int64_t round = 0; round < options.alternate_rounds; ++round) {
         const double plain_seconds = train_seconds(*plain, 0);
         ratios.push_back(train_seconds(*penalized, 0) / plain_seconds);
+        for (size_t i = 0; i < cheap.size(); ++i)
+          cheap_ratios[i].push_back(train_seconds(*cheap[i], 0, amortized[i].every) / plain_seconds);
       }
-      std::sort(ratios.begin(), ratios.end());
-      out["alternating"] = {{"rounds", options.alternate_rounds},
-                            {"round_ratios", ratios},
-                            {"median_time_ratio", ratios[ratios.size() / 2]}};
+      const double median_ratio = median(ratios);
+      out["alternating"] = {{"rounds", options.alternate_rounds}, {"round_ratios", ratios}, {"median_time_ratio", median_ratio}};
+      for (size_t i = 0; i < cheap.size(); ++i) {
+        const double cheap_median = median(cheap_ratios[i]);
+        out["alternating"]["amortized"].push_back({{"amortized", options.amortized[i]},
+                                                   {"every", amortized[i].every},
+                                                   {"subbatch", amortized[i].subbatch},
+                                                   {"method", amortized[i].method},
+                                                   {"round_ratios", cheap_ratios[i]},
+                                                   {"median_time_ratio", cheap_median}});
+      }
     }
     out["time_ratio"] = out["penalized"]["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
     out["peak_rss_ratio"] =

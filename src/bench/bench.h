@@ -5,6 +5,7 @@
 // here, not in tests.
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 
@@ -25,7 +26,16 @@ struct BenchOptions {
   // and report the median of the rounds' ratios, which drifts in machine speed affect less than
   // the ratio of two phases run one after the other.
   int64_t alternate_rounds = 0;
+  // Amortized versions of the regularizer, each "key=value[,key=value...]" over every, subbatch
+  // and method: timed in the same alternating rounds, each round's ratio against that round's
+  // plain steps.
+  std::vector<std::string> amortized;
 };
+
+// `regularizer` with the amortization `spec` ("every=4", "subbatch=32,every=2",
+// "method=finite_difference") applied; a bad spec is a UsageError naming it.
+config::RegularizerConfig amortized_regularizer(const config::RegularizerConfig& regularizer, const std::string& spec,
+                                                int64_t batch);
 
 nlohmann::json run_benchmark(const BenchOptions& options);
 

@@ -109,7 +109,7 @@ TrainConfig read_train(YamlSection s) {
   return t;
 }
 
-RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train) {
+RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train, const DataConfig& data) {
   RegularizerConfig r;
   r.name = s.choice("name", r.name, {"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"});
   // Each key belongs to some penalties; giving it to another is a mistake worth reporting.
@@ -122,6 +122,8 @@ RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train) {
   only_for("lambda", r.name == "dq_lipschitz" || r.name == "kurtosis", "dq_lipschitz, kurtosis");
   only_for("kurtosis_target", r.name == "kurtosis", "kurtosis");
   only_for("fd_epsilon", grad_norm, "grad_l1, grad_l2");
+  only_for("every", grad_norm, "grad_l1, grad_l2");
+  only_for("subbatch", grad_norm, "grad_l1, grad_l2");
   only_for("start_epoch", r.name != "none", "a penalty");
   if (s.has("method") && !grad_norm)
     s.fail("method", "finite_difference and double_backprop apply to gradient-norm penalties (grad_l1, grad_l2), not " + r.name);
@@ -137,6 +139,14 @@ RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train) {
   r.method = s.choice("method", r.method, {"double_backprop", "finite_difference"});
   r.fd_epsilon = s.number("fd_epsilon", r.fd_epsilon);
   require(r.fd_epsilon > 0, s, "fd_epsilon", "must be > 0, got " + str(r.fd_epsilon));
+  r.every = s.integer("every", r.every);
+  require(r.every >= 1 && r.every <= 1000, s, "every", "must be 1..1000 (1: every step), got " + std::to_string(r.every));
+  r.subbatch = s.integer("subbatch", r.subbatch);
+  require(r.subbatch == 0 || (r.subbatch >= 2 && r.subbatch < data.batch_size), s, "subbatch",
+          "must be 0 (the whole batch) or 2..data.batch_size-1 (" + std::to_string(data.batch_size - 1) + "), got " +
+              std::to_string(r.subbatch));
+  require(r.subbatch == 0 || r.method == "double_backprop", s, "subbatch",
+          "applies to method double_backprop (finite_difference takes both passes on the whole batch)");
   s.finish();
   return r;
 }
@@ -171,6 +181,9 @@ QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regula
   if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.method == "finite_difference")
     s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer.method finite_difference "
                           "(use double_backprop)");
+  // The same holds for the second forward pass of a sub-batch penalty.
+  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.subbatch > 0)
+    s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer.subbatch");
   s.finish();
   return qa;
 }
@@ -210,7 +223,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.data = read_data(s.section("data"));
   c.model = read_model(s.section("model"));
   c.train = read_train(s.section("train"));
-  c.regularizer = read_regularizer(s.section("regularizer"), c.train);
+  c.regularizer = read_regularizer(s.section("regularizer"), c.train, c.data);
   c.quant = read_quant(s.section("quant"));
   c.quant_aware = read_quant_aware(s.section("quant_aware"), c.regularizer);
   s.finish();
@@ -277,7 +290,8 @@ std::string to_yaml(const ExperimentConfig& c) {
   out << YAML::Key << "regularizer" << YAML::Value << YAML::BeginMap << YAML::Key << "name" << YAML::Value << r.name;
   if (r.is_gradient_norm())
     out << YAML::Key << "lambda_w" << YAML::Value << r.lambda_w << YAML::Key << "lambda_a" << YAML::Value << r.lambda_a
-        << YAML::Key << "method" << YAML::Value << r.method << YAML::Key << "fd_epsilon" << YAML::Value << r.fd_epsilon;
+        << YAML::Key << "method" << YAML::Value << r.method << YAML::Key << "fd_epsilon" << YAML::Value << r.fd_epsilon
+        << YAML::Key << "every" << YAML::Value << r.every << YAML::Key << "subbatch" << YAML::Value << r.subbatch;
   if (r.name == "dq_lipschitz" || r.name == "kurtosis") out << YAML::Key << "lambda" << YAML::Value << r.lambda;
   if (r.name == "kurtosis") out << YAML::Key << "kurtosis_target" << YAML::Value << r.kurtosis_target;
   if (r.name != "none") out << YAML::Key << "start_epoch" << YAML::Value << r.start_epoch;

@@ -66,6 +66,10 @@ struct RegularizerConfig {
   int64_t start_epoch = 0;    // penalize from this epoch (0-based) on
   std::string method = "double_backprop";  // grad_l1 / grad_l2: double_backprop | finite_difference
   double fd_epsilon = 1e-3;   // finite_difference step, relative to the mean |weight| of the quantized layers
+  // grad_l1 / grad_l2, amortized (regularize/regularizer.h): the penalized step every k-th
+  // step with λ scaled by k, and (double_backprop) the penalty on the first m images of a batch.
+  int64_t every = 1;
+  int64_t subbatch = 0;  // 0: the whole batch
 
   bool is_gradient_norm() const { return name == "grad_l1" || name == "grad_l2"; }
 };

@@ -342,7 +342,8 @@ std::string describe_plan(const Experiment& e) {
     } else {
       // A step's cost depends on these, not on lambda, lr or epochs.
       const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" +
-                              c.regularizer.method + "/" + std::to_string(c.quant_aware.enabled());
+                              c.regularizer.method + "/" + std::to_string(c.regularizer.every) + "/" +
+                              std::to_string(c.regularizer.subbatch) + "/" + std::to_string(c.quant_aware.enabled());
       if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
       const bool again = !state.complete && fs::exists(train::metrics_path(run.dir));  // retrained from scratch

@@ -33,6 +33,24 @@ struct OptionalRecord {
   }
 };
 
+// The model's buffers (batch-norm running statistics) at construction, for passes that must
+// not update them.
+class BufferSnapshot {
+ public:
+  explicit BufferSnapshot(const models::ClassifierImpl& model) {
+    torch::NoGradGuard no_grad;
+    for (const auto& b : model.buffers()) saved_.push_back(b.clone());
+  }
+  void restore(const models::ClassifierImpl& model) const {
+    torch::NoGradGuard no_grad;
+    auto buffers = model.buffers();
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_[i]);
+  }
+
+ private:
+  std::vector<torch::Tensor> saved_;
+};
+
 class PlainStep : public Regularizer {
  public:
   StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
@@ -64,31 +82,67 @@ class WeightPenalty : public Regularizer {
   Term term_;
 };
 
+// CE on a batch and the λ-weighted gradient-norm penalty, both still differentiable (the
+// penalty through double backprop: autograd::grad with create_graph).
+struct DifferentiablePenalty {
+  torch::Tensor logits, cross_entropy, penalty;
+};
+DifferentiablePenalty gradient_norm_penalty(models::ClassifierImpl& model, const torch::Tensor& images,
+                                            const torch::Tensor& targets, Norm kind, double lambda_w, double lambda_a) {
+  OptionalRecord record(model, lambda_a > 0);
+  const auto logits = model.forward(images);
+  const auto ce = F::cross_entropy(logits, targets);
+  std::vector<torch::Tensor> inputs;
+  if (lambda_w > 0) inputs = layer_weights(model);
+  const size_t weight_count = inputs.size();
+  if (lambda_a > 0)
+    for (const auto& [point, activation] : recorded_activations(model)) inputs.push_back(activation);
+  const auto grads = torch::autograd::grad({ce}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  auto penalty = torch::zeros({}, ce.options());
+  for (size_t i = 0; i < grads.size(); ++i) penalty = penalty + (i < weight_count ? lambda_w : lambda_a) * norm(grads[i], kind);
+  return {logits, ce, penalty};
+}
+
 class GradientNormDoubleBackprop : public Regularizer {
  public:
   GradientNormDoubleBackprop(Norm norm, double lambda_w, double lambda_a)
       : norm_(norm), lambda_w_(lambda_w), lambda_a_(lambda_a) {}
 
   StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
-    OptionalRecord record(model, lambda_a_ > 0);
-    const auto logits = model.forward(images);
-    const auto ce = F::cross_entropy(logits, targets);
-    std::vector<torch::Tensor> inputs;
-    if (lambda_w_ > 0) inputs = layer_weights(model);
-    const size_t weight_count = inputs.size();
-    if (lambda_a_ > 0)
-      for (const auto& [point, activation] : recorded_activations(model)) inputs.push_back(activation);
-    const auto grads = torch::autograd::grad({ce}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true);
-    auto penalty = torch::zeros({}, ce.options());
-    for (size_t i = 0; i < grads.size(); ++i)
-      penalty = penalty + (i < weight_count ? lambda_w_ : lambda_a_) * norm(grads[i], norm_);
-    (ce + penalty).backward();
-    return {logits.detach(), ce.item<double>(), penalty.item<double>()};
+    const auto loss = gradient_norm_penalty(model, images, targets, norm_, lambda_w_, lambda_a_);
+    (loss.cross_entropy + loss.penalty).backward();
+    return {loss.logits.detach(), loss.cross_entropy.item<double>(), loss.penalty.item<double>()};
   }
 
  private:
   Norm norm_;
   double lambda_w_, lambda_a_;
+};
+
+// CE on the whole batch, the penalty's double backprop on its first `subbatch` images (the
+// batch is shuffled). The penalty's forward pass must not move the batch-norm running
+// statistics a second time, so they are restored after it.
+class GradientNormSubbatch : public Regularizer {
+ public:
+  GradientNormSubbatch(Norm norm, double lambda_w, double lambda_a, int64_t subbatch)
+      : norm_(norm), lambda_w_(lambda_w), lambda_a_(lambda_a), subbatch_(subbatch) {}
+
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    const auto logits = model.forward(images);
+    const auto ce = F::cross_entropy(logits, targets);
+    ce.backward();
+    const int64_t m = std::min(subbatch_, images.size(0));
+    const BufferSnapshot buffers(model);
+    const auto sub = gradient_norm_penalty(model, images.narrow(0, 0, m), targets.narrow(0, 0, m), norm_, lambda_w_, lambda_a_);
+    sub.penalty.backward();
+    buffers.restore(model);
+    return {logits.detach(), ce.item<double>(), sub.penalty.item<double>()};
+  }
+
+ private:
+  Norm norm_;
+  double lambda_w_, lambda_a_;
+  int64_t subbatch_;
 };
 
 class GradientNormFiniteDifference : public Regularizer {
@@ -140,9 +194,9 @@ class GradientNormFiniteDifference : public Regularizer {
       weight_count += static_cast<double>(w.numel());
     }
     const double h = relative_step_ * weight_abs.item<double>() / weight_count;
-    std::vector<torch::Tensor> saved_weights, saved_buffers;
+    std::vector<torch::Tensor> saved_weights;
     for (const auto& w : weights) saved_weights.push_back(w.clone());
-    for (const auto& b : model.buffers()) saved_buffers.push_back(b.clone());  // pass 2 must not update BN statistics
+    const BufferSnapshot buffers(model);  // pass 2 must not update BN statistics
     for (size_t i = 0; i < weights.size(); ++i) weights[i].add_(weight_directions[i], h * lambda_w_ / kappa);
     for (const auto& p : parameters)
       if (p.grad().defined()) p.grad().zero_();
@@ -157,8 +211,7 @@ class GradientNormFiniteDifference : public Regularizer {
       F::cross_entropy(model.forward(images), targets).backward();
     }
     for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(saved_weights[i]);
-    auto buffers = model.buffers();
-    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_buffers[i]);
+    buffers.restore(model);
     for (size_t i = 0; i < parameters.size(); ++i) {
       auto grad = parameters[i].mutable_grad();
       const auto perturbed = grad.defined() ? grad : torch::zeros_like(parameters[i]);
@@ -182,13 +235,45 @@ class GradientNormFiniteDifference : public Regularizer {
 
 std::unique_ptr<Regularizer> make_plain() { return std::make_unique<PlainStep>(); }
 
+namespace {
+
+// The penalized step on every k-th step of an epoch (the first included), with λ scaled by k,
+// and the plain step on the others.
+class EveryKthStep : public Regularizer {
+ public:
+  EveryKthStep(std::unique_ptr<Regularizer> penalized, int64_t every)
+      : penalized_(std::move(penalized)), plain_(make_plain()), every_(every) {}
+
+  void begin_epoch() override { step_ = 0; }
+  StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) override {
+    Regularizer& regularizer = step_ % every_ == 0 ? *penalized_ : *plain_;
+    ++step_;
+    return regularizer.step(model, images, targets);
+  }
+
+ private:
+  std::unique_ptr<Regularizer> penalized_, plain_;
+  int64_t every_;
+  int64_t step_ = 0;
+};
+
+// Every step of the gradient-norm penalty, with both λs scaled by `scale`.
+std::unique_ptr<Regularizer> make_gradient_norm(const config::RegularizerConfig& config, double scale) {
+  const Norm kind = config.name == "grad_l1" ? Norm::kL1 : Norm::kL2;
+  const double lambda_w = scale * config.lambda_w, lambda_a = scale * config.lambda_a;
+  if (config.method == "finite_difference")
+    return std::make_unique<GradientNormFiniteDifference>(kind, lambda_w, lambda_a, config.fd_epsilon);
+  if (config.subbatch > 0) return std::make_unique<GradientNormSubbatch>(kind, lambda_w, lambda_a, config.subbatch);
+  return std::make_unique<GradientNormDoubleBackprop>(kind, lambda_w, lambda_a);
+}
+
+}  // namespace
+
 std::unique_ptr<Regularizer> make_regularizer(const config::RegularizerConfig& config) {
   if (config.is_gradient_norm()) {
     if (config.lambda_w == 0 && config.lambda_a == 0) return make_plain();
-    const Norm kind = config.name == "grad_l1" ? Norm::kL1 : Norm::kL2;
-    if (config.method == "finite_difference")
-      return std::make_unique<GradientNormFiniteDifference>(kind, config.lambda_w, config.lambda_a, config.fd_epsilon);
-    return std::make_unique<GradientNormDoubleBackprop>(kind, config.lambda_w, config.lambda_a);
+    if (config.every == 1) return make_gradient_norm(config, 1.0);
+    return std::make_unique<EveryKthStep>(make_gradient_norm(config, static_cast<double>(config.every)), config.every);
   }
   if (config.lambda == 0) return make_plain();
   if (config.name == "dq_lipschitz") return std::make_unique<WeightPenalty>(config.lambda, lipschitz_penalty);

@@ -18,6 +18,21 @@
 // activations shifted along their own directions in the same pass: two ordinary backward
 // passes. On ReLU networks the finite difference does not converge to the exact value as h→0
 // (it sees the curvature of the kinks the step crosses).
+//
+// Amortized gradient-norm penalties (README, "Benchmarks and performance"):
+//   every: k      the penalized step on steps 0, k, 2k, ... of each epoch with λ scaled by k,
+//                 the plain step in between. Summed over k steps, the penalty's gradient is k
+//                 times one step's, as with every step, but taken at one point of those k
+//                 steps (momentum spreads it over about 1/(1−momentum) steps); the other
+//                 steps train on CE alone.
+//   subbatch: m   CE and its gradient on the whole batch, the penalty's double backprop on
+//                 its first m images, in a second forward pass (batch norm in train mode
+//                 normalizes those m images by their own statistics; the running statistics
+//                 are left as the first pass set them). The activation term's per-sample
+//                 mean is estimated without bias by m samples. The weight term is not: the
+//                 ℓ1 norm of a gradient averaged over m images is larger in expectation than
+//                 over the batch (its sampling noise adds to the norm), so it penalizes more
+//                 than exact at the same λ, and more the smaller m is.
 #include <torch/torch.h>
 
 #include <memory>
@@ -42,6 +57,9 @@ class Regularizer {
   // Forward pass on (images, targets) in the model's current mode, then gradients of
   // CE + penalty accumulated into the parameters' .grad (zero them first).
   virtual StepResult step(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets) = 0;
+  // Called before the first step of each epoch (and of a timed run), so that steps counted
+  // within an epoch do not depend on where a run was resumed.
+  virtual void begin_epoch() {}
 };
 
 // Cross-entropy only.

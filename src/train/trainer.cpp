@@ -156,9 +156,12 @@ double measure_step_seconds(const config::ExperimentConfig& config, torch::Devic
     training_step(*regularizer, quant_aware.get(), *model, images, targets);
   };
   step();
+  // Whole cycles of an amortized penalty, starting where an epoch does.
+  const int64_t timed = (steps + config.regularizer.every - 1) / config.regularizer.every * config.regularizer.every;
+  regularizer->begin_epoch();
   const auto start = Clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  return std::chrono::duration<double>(Clock::now() - start).count() / steps;
+  for (int64_t i = 0; i < timed; ++i) step();
+  return std::chrono::duration<double>(Clock::now() - start).count() / static_cast<double>(timed);
 }
 
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config) {
@@ -235,6 +238,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     if (quant_aware) quant_aware->begin_epoch(calibration);
     const bool penalty_active = config.regularizer.name != "none" && epoch >= config.regularizer.start_epoch;
     regularize::Regularizer& regularizer = penalty_active ? *penalized : *plain;
+    regularizer.begin_epoch();
     const auto start = Clock::now();
     double ce_sum = 0, penalty_sum = 0;
     auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));

@@ -67,7 +67,8 @@ struct RunState {
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config);
 
 // Seconds one training step of `config` takes here (penalty and quantization-aware training
-// included), on random images, averaged over `steps` after one untimed step.
+// included), on random images, averaged over `steps` after one untimed step (rounded up to
+// whole cycles of an amortized penalty).
 double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps);
 
 // The model a config describes, built for its data set (seeded by config.seed).

@@ -29,3 +29,58 @@ TEST_CASE("the penalty benchmark reports both steps, their ratio and the alterna
   options.alternate_rounds = -1;
   CHECK_THROWS_AS(bench::run_benchmark(options), UsageError);
 }
+
+TEST_CASE("the amortized penalties are timed in the same alternating rounds, each against that round's plain steps") {
+  bench::BenchOptions options;
+  options.batch = 8;
+  options.steps = 2;
+  options.warmup_steps = 0;
+  options.threads = 1;
+  options.alternate_rounds = 3;
+  options.regularizer.name = "grad_l1";
+  options.regularizer.lambda_w = 0.05;
+  options.regularizer.lambda_a = 0.05;
+  options.amortized = {"every=4", "subbatch=2,every=1", "method=finite_difference"};
+  const auto out = bench::run_benchmark(options);
+  const auto& amortized = out["alternating"]["amortized"];
+  REQUIRE(amortized.size() == 3);
+  CHECK(amortized[0]["every"] == 4);
+  CHECK(amortized[1]["subbatch"] == 2);
+  CHECK(amortized[2]["method"] == "finite_difference");
+  for (const auto& entry : amortized) {
+    const auto ratios = entry["round_ratios"].get<std::vector<double>>();
+    REQUIRE(ratios.size() == 3);
+    CHECK(entry["median_time_ratio"].get<double>() == ratios[1]);
+  }
+  // Three of every four steps are plain: cheaper than the exact step in the same rounds.
+  CHECK(amortized[0]["median_time_ratio"].get<double>() < out["alternating"]["median_time_ratio"].get<double>());
+}
+
+TEST_CASE("a bad amortized spec is a usage error naming it") {
+  config::RegularizerConfig grad_l1;
+  grad_l1.name = "grad_l1";
+  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).every == 3);
+  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).subbatch == 16);
+  auto error_of = [&](const std::string& spec, const config::RegularizerConfig& base) {
+    try {
+      bench::amortized_regularizer(base, spec, 128);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(error_of("every=0", grad_l1) == "--amortized every=0: every must be an integer in 1..1000, got \"0\"");
+  CHECK(error_of("subbatch=128", grad_l1) == "--amortized subbatch=128: subbatch must be an integer in 2..127, got \"128\"");
+  CHECK(error_of("every=2x", grad_l1) == "--amortized every=2x: every must be an integer in 1..1000, got \"2x\"");
+  CHECK(error_of("often=2", grad_l1) == "--amortized often=2: unknown key \"often\" (known: every, subbatch, method)");
+  CHECK(error_of("every", grad_l1) == "--amortized every: expected key=value, got \"every\"");
+  CHECK(error_of("subbatch=8,method=finite_difference", grad_l1) ==
+        "--amortized subbatch=8,method=finite_difference: subbatch applies to method double_backprop");
+  config::RegularizerConfig kurtosis;
+  kurtosis.name = "kurtosis";
+  CHECK(error_of("every=2", kurtosis) == "--amortized every=2: applies to --regularizer grad_l1 or grad_l2");
+  bench::BenchOptions options;
+  options.regularizer = grad_l1;
+  options.amortized = {"every=2"};
+  CHECK_THROWS_WITH(bench::run_benchmark(options), Catch::Contains("give --alternate N"));
+}

@@ -129,6 +129,29 @@ TEST_CASE("the regularizer section is validated") {
              Catch::StartsWith("configs/x.yaml:3: regularizer.fd_epsilon: must be > 0"));
 }
 
+TEST_CASE("the amortized penalty options are validated and written back") {
+  const auto c = config::parse_config("data:\n  batch_size: 64\nregularizer:\n  name: grad_l1\n  lambda_w: 0.1\n  every: 4\n"
+                                      "  subbatch: 16\n",
+                                      "x");
+  CHECK(c.regularizer.every == 4);
+  CHECK(c.regularizer.subbatch == 16);
+  CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
+  const auto defaults = config::parse_config("regularizer:\n  name: grad_l2\n", "x");
+  CHECK(defaults.regularizer.every == 1);
+  CHECK(defaults.regularizer.subbatch == 0);
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  every: 0\n"),
+             Equals("configs/x.yaml:3: regularizer.every: must be 1..1000 (1: every step), got 0"));
+  CHECK_THAT(error_of("data:\n  batch_size: 64\nregularizer:\n  name: grad_l1\n  subbatch: 64\n"),
+             Equals("configs/x.yaml:5: regularizer.subbatch: must be 0 (the whole batch) or 2..data.batch_size-1 (63), got 64"));
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  subbatch: 1\n"), Catch::StartsWith("configs/x.yaml:3: regularizer.subbatch: must be 0"));
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  method: finite_difference\n  subbatch: 16\n"),
+             Catch::StartsWith("configs/x.yaml:4: regularizer.subbatch: applies to method double_backprop"));
+  CHECK_THAT(error_of("regularizer:\n  name: kurtosis\n  every: 2\n"),
+             Catch::StartsWith("configs/x.yaml:3: regularizer.every: is not used by regularizer kurtosis"));
+  CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  lambda_w: 1\n  subbatch: 16\nquant_aware:\n  act_bits: 4\n"),
+             Catch::Contains("quant_aware.weight_bits: quantization-aware training cannot be combined with regularizer.subbatch"));
+}
+
 TEST_CASE("the quant section is validated") {
   const auto c = config::parse_config("quant:\n  weight_granularity: per_channel\n  act_estimator: mse\n  first_last: int8\n", "x");
   CHECK(c.quant.weight_granularity == "per_channel");

@@ -235,3 +235,96 @@ TEST_CASE("lambda = 0 trains bit-identically to no regularizer; lambda > 0 does 
   CHECK(torch::equal(weights(checkpoints[0]), weights(checkpoints[1])));
   CHECK_FALSE(torch::equal(weights(checkpoints[0]), weights(checkpoints[2])));
 }
+
+TEST_CASE("subbatch: CE's gradient on the whole batch plus the exact penalty's on its first m images") {
+  torch::manual_seed(9);
+  auto model = std::make_shared<TinyNetImpl>();
+  model->to(torch::kDouble);
+  const auto x = torch::randn({8, 1, 4, 4}, torch::kDouble);
+  const auto y = torch::randint(0, 3, {8}, torch::kLong);
+  const int64_t m = 3;
+  for (const auto& name : {"grad_l1", "grad_l2"}) {
+    INFO(name);
+    auto config = penalty(name, 0.4, 0.6);
+    auto exact = regularize::make_regularizer(config);
+    auto plain = regularize::make_plain();
+    config.subbatch = m;
+    auto sub = regularize::make_regularizer(config);
+    // Reference from the exact and plain steps: plain(all) + exact(first m) − plain(first m).
+    const auto x_m = x.narrow(0, 0, m), y_m = y.narrow(0, 0, m);
+    const auto all = run_step(*plain, *model, x, y), penalized_m = run_step(*exact, *model, x_m, y_m),
+               plain_m = run_step(*plain, *model, x_m, y_m);
+    const auto result = run_step(*sub, *model, x, y);
+    CHECK(result.value == Approx(all.value + (penalized_m.value - plain_m.value)).epsilon(1e-12));
+    for (size_t i = 0; i < result.grads.size(); ++i)
+      CHECK(torch::allclose(result.grads[i], all.grads[i] + penalized_m.grads[i] - plain_m.grads[i], 1e-10, 1e-12));
+    // And the step's gradient is that of the value it reports (CE on all + penalty on m).
+    CHECK(gradient_check(*sub, *model, x, y) < 1e-6);
+  }
+}
+
+TEST_CASE("subbatch: the penalty's extra forward pass leaves batch-norm running statistics as the plain step does") {
+  const auto x = torch::randn({8, 3, 16, 16});
+  const auto y = torch::randint(0, 10, {8}, torch::kLong);
+  auto buffers_after = [&](regularize::Regularizer& regularizer) {
+    torch::manual_seed(2);
+    auto model = models::make_model("resnet8", {3, 16, 16, 10}, 4);
+    model->train();
+    run_step(regularizer, *model, x, y);
+    std::vector<torch::Tensor> out;
+    for (const auto& b : model->buffers()) out.push_back(b.clone());
+    return out;
+  };
+  auto config = penalty("grad_l1", 0.1, 0.1);
+  config.subbatch = 4;
+  auto plain = regularize::make_plain();
+  auto sub = regularize::make_regularizer(config);
+  auto exact_on_first_four = [&] {  // what the buffers would be if the second pass kept its update
+    torch::manual_seed(2);
+    auto model = models::make_model("resnet8", {3, 16, 16, 10}, 4);
+    model->train();
+    run_step(*plain, *model, x, y);
+    run_step(*plain, *model, x.narrow(0, 0, 4), y.narrow(0, 0, 4));
+    return model->buffers();
+  }();
+  const auto a = buffers_after(*plain), b = buffers_after(*sub);
+  REQUIRE(a.size() == b.size());
+  bool second_pass_moves_them = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(torch::equal(a[i], b[i]));
+    second_pass_moves_them = second_pass_moves_them || !torch::equal(a[i], exact_on_first_four[i]);
+  }
+  CHECK(second_pass_moves_them);  // so the equality above is not vacuous
+}
+
+TEST_CASE("every k: the penalized step with k times lambda on steps 0, k, 2k of an epoch, the plain step between") {
+  torch::manual_seed(10);
+  auto model = std::make_shared<TinyNetImpl>();
+  model->to(torch::kDouble);
+  const auto x = torch::randn({6, 1, 4, 4}, torch::kDouble);
+  const auto y = torch::randint(0, 3, {6}, torch::kLong);
+  for (const auto& method : {"double_backprop", "finite_difference"}) {
+    INFO(method);
+    auto config = penalty("grad_l1", 0.2, 0.3, 0, method);
+    auto scaled = config;
+    scaled.lambda_w *= 3;
+    scaled.lambda_a *= 3;
+    config.every = 3;
+    auto every = regularize::make_regularizer(config);
+    auto penalized = regularize::make_regularizer(scaled);
+    auto plain = regularize::make_plain();
+    const auto p = run_step(*penalized, *model, x, y), q = run_step(*plain, *model, x, y);
+    auto same = [](const Objective& a, const Objective& b) {
+      bool equal = a.value == Approx(b.value).epsilon(1e-12);
+      for (size_t i = 0; i < a.grads.size(); ++i) equal = equal && torch::allclose(a.grads[i], b.grads[i], 1e-10, 1e-12);
+      return equal;
+    };
+    every->begin_epoch();
+    for (int step = 0; step < 7; ++step) {
+      INFO("step " << step);
+      CHECK(same(run_step(*every, *model, x, y), step % 3 == 0 ? p : q));
+    }
+    every->begin_epoch();  // a new epoch starts with the penalized step again
+    CHECK(same(run_step(*every, *model, x, y), p));
+  }
+}

@@ -68,43 +68,52 @@ TEST_CASE("training lowers the loss on a small learnable set and writes the run 
 TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as an uninterrupted one") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
-  auto config = testing::tiny_config(data.path(), 3);
-  config.data.augment = true;
-  config.data.val_size = 20;
+  auto plain = testing::tiny_config(data.path(), 3);
+  plain.data.augment = true;
+  plain.data.val_size = 20;
+  // 4 steps an epoch: a penalty every 3rd step must count them from each epoch's start.
+  auto amortized = plain;
+  amortized.regularizer.name = "grad_l1";
+  amortized.regularizer.lambda_w = amortized.regularizer.lambda_a = 0.01;
+  amortized.regularizer.every = 3;
+  for (const auto& config : {plain, amortized}) {
+    INFO(config.regularizer.name);
+    const std::string label = config.regularizer.name;
 
-  train::TrainOptions straight;
-  straight.run_dir = runs.file("straight");
-  train::train(config, straight);
+    train::TrainOptions straight;
+    straight.run_dir = runs.file(label + "_straight");
+    train::train(config, straight);
 
-  std::atomic<bool> stop{false};
-  StopAt stop_at(/*epoch=*/1, /*step=*/2, stop);
-  train::TrainOptions interrupted;
-  interrupted.run_dir = runs.file("resumed");
-  interrupted.observer = &stop_at;
-  interrupted.stop = &stop;
-  CHECK_THROWS_AS(train::train(config, interrupted), train::TrainingInterrupted);
-  CHECK(train::read_checkpoint_info(train::checkpoint_path(interrupted.run_dir)).epoch == 1);
+    std::atomic<bool> stop{false};
+    StopAt stop_at(/*epoch=*/1, /*step=*/2, stop);
+    train::TrainOptions interrupted;
+    interrupted.run_dir = runs.file(label + "_resumed");
+    interrupted.observer = &stop_at;
+    interrupted.stop = &stop;
+    CHECK_THROWS_AS(train::train(config, interrupted), train::TrainingInterrupted);
+    CHECK(train::read_checkpoint_info(train::checkpoint_path(interrupted.run_dir)).epoch == 1);
 
-  train::TrainOptions resumed;
-  resumed.run_dir = interrupted.run_dir;
-  resumed.resume = true;
-  train::train(config, resumed);
+    train::TrainOptions resumed;
+    resumed.run_dir = interrupted.run_dir;
+    resumed.resume = true;
+    train::train(config, resumed);
 
-  const auto a = final_weights(config, straight.run_dir), b = final_weights(config, resumed.run_dir);
-  REQUIRE(a.size() == b.size());
-  for (const auto& [name, tensor] : a) {
-    INFO(name);
-    CHECK(torch::equal(tensor, b.at(name)));
+    const auto a = final_weights(config, straight.run_dir), b = final_weights(config, resumed.run_dir);
+    REQUIRE(a.size() == b.size());
+    for (const auto& [name, tensor] : a) {
+      INFO(name);
+      CHECK(torch::equal(tensor, b.at(name)));
+    }
+    const auto log = read_log(resumed.run_dir);
+    REQUIRE(log.size() == 3);
+    CHECK(log[2]["test"] == read_log(straight.run_dir)[2]["test"]);
+    CHECK(log[2].contains("val"));
+
+    // Resuming with a different experiment is refused.
+    auto changed = config;
+    changed.train.lr = 0.5;
+    CHECK_THROWS_WITH(train::train(changed, resumed), Catch::Contains("differs from the run's config.yaml"));
   }
-  const auto log = read_log(resumed.run_dir);
-  REQUIRE(log.size() == 3);
-  CHECK(log[2]["test"] == read_log(straight.run_dir)[2]["test"]);
-  CHECK(log[2].contains("val"));
-
-  // Resuming with a different experiment is refused.
-  auto changed = config;
-  changed.train.lr = 0.5;
-  CHECK_THROWS_WITH(train::train(changed, resumed), Catch::Contains("differs from the run's config.yaml"));
 }
 
 TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpoint") {
