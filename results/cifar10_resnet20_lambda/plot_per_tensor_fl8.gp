@@ -21,9 +21,9 @@ set bars small
 set title 'cifar10_resnet20_lambda: per_tensor_fl8, val split, mean ± std over seeds' noenhanced
 set terminal svg size 800,450 noenhanced
 set output 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.svg.tmp'
-plot 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1@3e-5', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1@1e-4', '' using 0:8:9 with yerrorlines lt 4 lw 2 pt 8 title 'grad_l1@3e-4', '' using 0:10:11 with yerrorlines lt 5 lw 2 pt 9 title 'grad_l1_w@1e-4'
+plot 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1@3e-5', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1@1e-4', '' using 0:8:9 with yerrorlines lt 4 lw 2 pt 8 title 'grad_l1@3e-4', '' using 0:10:11 with yerrorlines lt 5 lw 2 pt 9 title 'grad_l1_w@3e-5', '' using 0:12:13 with yerrorlines lt 6 lw 2 pt 10 title 'grad_l1_w@1e-4'
 set output
 set terminal pngcairo size 800,450 noenhanced
 set output 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.png.tmp'
-plot 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1@3e-5', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1@1e-4', '' using 0:8:9 with yerrorlines lt 4 lw 2 pt 8 title 'grad_l1@3e-4', '' using 0:10:11 with yerrorlines lt 5 lw 2 pt 9 title 'grad_l1_w@1e-4'
+plot 'results/cifar10_resnet20_lambda/plot_per_tensor_fl8.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1@3e-5', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1@1e-4', '' using 0:8:9 with yerrorlines lt 4 lw 2 pt 8 title 'grad_l1@3e-4', '' using 0:10:11 with yerrorlines lt 5 lw 2 pt 9 title 'grad_l1_w@3e-5', '' using 0:12:13 with yerrorlines lt 6 lw 2 pt 10 title 'grad_l1_w@1e-4'
 set output
