@@ -15,6 +15,7 @@
 #include "experiment/experiment.h"
 #include "quant/quantizer.h"
 #include "report/sensitivity.h"
+#include "report/sweep_files.h"
 #include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "train/checkpoint.h"
@@ -111,7 +112,9 @@ int run_train(const TrainCommand& command) {
   if (command.parallel)
     spdlog::info("rank {} of {}", command.parallel->rank(), command.parallel->world_size());
   if (main_process)
-    spdlog::info("training {} ({} on {}) into {}", config.name, config.model.name, config.data.dataset, options.run_dir);
+    spdlog::info("training {} ({} on {}, penalty {}) into {}", config.name, config.model.name,
+                 util::name_of(config.data.dataset, config::kDatasetNames),
+                 config.regularizer.describe(), options.run_dir);
   const auto metrics = train::train(config, options);
   if (!main_process) return 0;
   spdlog::info("done: test accuracy {:.2f}% -> {}", metrics["test"]["accuracy"].get<double>(),
@@ -130,7 +133,7 @@ int run_eval(const EvalCommand& command) {
   const auto& split = command.split == "val" ? splits.val : command.split == "train" ? splits.train : splits.test;
   if (split.size() == 0) throw UsageError("eval: the " + command.split + " split is empty (set data.val_size)");
   const auto result = train::evaluate(*model, split, splits.info, config.data.eval_batch_size, device);
-  const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name},  {"dataset", config.data.dataset},
+  const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name},  {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
                               {"epoch", info.epoch},      {"split", command.split},      {"loss", result.loss},
                               {"accuracy", result.accuracy}, {"samples", result.samples}};
   std::cout << out.dump(2) << std::endl;
@@ -166,7 +169,7 @@ int run_sweep(const SweepCommand& command) {
   const auto lock = writes ? lock_output_folder(out, "qrobust sweep-bits") : nullptr;
   const auto result = sweep::run_sweep(config, checkpoint, command.options);
   if (command.options.parallel && !command.options.parallel->is_main()) return 0;
-  sweep::write_sweep(result, out);
+  report::write_sweep(result, out);
   spdlog::info("wrote {} (+ .md, .csv)", out);
   return 0;
 }
@@ -225,7 +228,7 @@ int run_experiment(const RunCommand& command) {
 struct BenchCommand {
   bench::BenchOptions options;
   bool sweep = false;
-  std::string data_root = config::default_data_root("cifar10");
+  std::string data_root = config::default_data_root(config::Dataset::kCifar10);
   std::string decode_folder;  // bench --decode
   int64_t decode_images = 512;
 };
@@ -321,9 +324,7 @@ int main(int argc, char** argv) {
   BenchCommand bench_command;
   bench::BenchOptions& bench_options = bench_command.options;
   // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
-  bench_options.regularizer.lambda_w = 0.05;
-  bench_options.regularizer.lambda_a = 0.05;
-  bench_options.regularizer.lambda = 0.01;
+  bench_options.regularizer.lambda_w(0.05).lambda_a(0.05).lambda(0.01);
   auto* bench_app = app.add_subcommand("bench", "measure training and inference throughput on synthetic data");
   bench_app->add_option("--model", bench_options.model, "model name")->group("Model");
   bench_app->add_option("--batch", bench_options.batch, "batch size")->group("Workload");
@@ -341,18 +342,18 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->group("Decoding");
   auto& bench_penalty = bench_options.regularizer;
-  bench_app->add_option("--regularizer", bench_penalty.name, "also time a penalized step: grad_l1, grad_l2, dq_lipschitz, kurtosis")
-      ->check(CLI::IsMember({"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"}))
+  bench_app->add_option("--regularizer", bench_penalty.penalty(), "also time a penalized step")
+      ->transform(CLI::CheckedTransformer(util::name_map(regularize::kPenaltyNames)))
       ->group("Penalty");
   bench_app->add_option("--alternate", bench_options.alternate_rounds,
                         "also time ROUNDS alternating rounds of plain and penalized steps; report the median ratio")
       ->group("Penalty");
-  bench_app->add_option("--method", bench_penalty.method, "double_backprop or finite_difference")
-      ->check(CLI::IsMember({"double_backprop", "finite_difference"}))
+  bench_app->add_option("--method", bench_penalty.method(), "how a gradient-norm penalty is differentiated")
+      ->transform(CLI::CheckedTransformer(util::name_map(regularize::kGradientMethodNames)))
       ->group("Penalty");
-  bench_app->add_option("--lambda-w", bench_penalty.lambda_w, "weight-gradient term (default 0.05)")->group("Penalty");
-  bench_app->add_option("--lambda-a", bench_penalty.lambda_a, "activation-gradient term (default 0.05)")->group("Penalty");
-  bench_app->add_option("--lambda", bench_penalty.lambda, "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
+  bench_app->add_option("--lambda-w", bench_penalty.lambda_w(), "weight-gradient term (default 0.05)")->group("Penalty");
+  bench_app->add_option("--lambda-a", bench_penalty.lambda_a(), "activation-gradient term (default 0.05)")->group("Penalty");
+  bench_app->add_option("--lambda", bench_penalty.lambda(), "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
   bench_app->add_option("--amortized", bench_options.amortized,
                         "also time these amortized penalties in the alternating rounds, each "
                         "key=value[,key=value] over every, subbatch, method (e.g. every=4 subbatch=32)")

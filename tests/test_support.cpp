@@ -97,7 +97,7 @@ config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs
   c.seed = 7;
   c.device = "cpu";
   c.threads = 1;
-  c.data.dataset = "cifar10";
+  c.data.dataset = config::Dataset::kCifar10;
   c.data.root = data_dir;
   c.data.batch_size = 32;
   c.data.eval_batch_size = 64;
@@ -105,7 +105,7 @@ config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs
   c.model.width = 4;
   c.train.epochs = epochs;
   c.train.lr = 0.05;
-  c.train.schedule = "cosine";
+  c.train.schedule = config::Schedule::kCosine;
   return c;
 }
 

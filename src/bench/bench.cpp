@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/config.h"
 #include "data/batches.h"
 #include "data/datasets.h"
 #include "data/image_folder.h"
@@ -74,11 +75,11 @@ double median(std::vector<double>& values) {
 
 }  // namespace
 
-config::RegularizerConfig amortized_regularizer(const config::RegularizerConfig& regularizer, const std::string& spec,
-                                                int64_t batch) {
+regularize::RegularizerOptions amortized_regularizer(const regularize::RegularizerOptions& regularizer,
+                                                    const std::string& spec, int64_t batch) {
   auto fail = [&](const std::string& message) { throw UsageError("--amortized " + spec + ": " + message); };
   if (!regularizer.is_gradient_norm()) fail("applies to --regularizer grad_l1 or grad_l2");
-  config::RegularizerConfig out = regularizer;
+  regularize::RegularizerOptions out = regularizer;
   std::stringstream items(spec);
   std::string item;
   while (std::getline(items, item, ',')) {
@@ -92,13 +93,20 @@ config::RegularizerConfig amortized_regularizer(const config::RegularizerConfig&
         fail(key + " must be an integer in " + std::to_string(low) + ".." + std::to_string(high) + ", got \"" + value + "\"");
       return parsed;
     };
-    if (key == "every") out.every = integer(1, 1000);
-    else if (key == "subbatch") out.subbatch = integer(2, batch - 1);
-    else if (key == "method" && (value == "double_backprop" || value == "finite_difference")) out.method = value;
-    else if (key == "method") fail("method must be double_backprop or finite_difference, got \"" + value + "\"");
-    else fail("unknown key \"" + key + "\" (known: every, subbatch, method)");
+    if (key == "every") {
+      out.every(integer(1, 1000));
+    } else if (key == "subbatch") {
+      out.subbatch(integer(2, batch - 1));
+    } else if (key == "method") {
+      const auto method = util::value_of(value, regularize::kGradientMethodNames);
+      if (!method) fail("method must be double_backprop or finite_difference, got \"" + value + "\"");
+      out.method(*method);
+    } else {
+      fail("unknown key \"" + key + "\" (known: every, subbatch, method)");
+    }
   }
-  if (out.subbatch > 0 && out.method != "double_backprop") fail("subbatch applies to method double_backprop");
+  if (out.subbatch() > 0 && out.method() != regularize::GradientMethod::kDoubleBackprop)
+    fail("subbatch applies to method double_backprop");
   return out;
 }
 
@@ -109,7 +117,7 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     throw UsageError("--alternate: must be 0 or more, got " + std::to_string(options.alternate_rounds));
   if (!options.amortized.empty() && options.alternate_rounds == 0)
     throw UsageError("--amortized: the amortized steps are timed in alternating rounds; give --alternate N");
-  std::vector<config::RegularizerConfig> amortized;
+  std::vector<regularize::RegularizerOptions> amortized;
   for (const auto& spec : options.amortized) amortized.push_back(amortized_regularizer(options.regularizer, spec, options.batch));
   if (!models::is_known_model(options.model))
     throw UsageError("--model: unknown model \"" + options.model + "\" (known: " + models::known_models_text() + ")");
@@ -155,14 +163,14 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
   const auto plain = regularize::make_plain();
   out["plain"] = train_phase(*plain);
   out["train_images_per_second"] = out["plain"]["images_per_second"];
-  if (options.regularizer.name != "none") {
+  if (options.regularizer.penalty() != regularize::Penalty::kNone) {
     const auto penalized = regularize::make_regularizer(options.regularizer);
     out["penalized"] = train_phase(*penalized);
-    out["penalized"]["regularizer"] = options.regularizer.name;
-    out["penalized"]["method"] = options.regularizer.method;
-    out["penalized"]["lambda_w"] = options.regularizer.lambda_w;
-    out["penalized"]["lambda_a"] = options.regularizer.lambda_a;
-    out["penalized"]["lambda"] = options.regularizer.lambda;
+    out["penalized"]["regularizer"] = util::name_of(options.regularizer.penalty(), regularize::kPenaltyNames);
+    out["penalized"]["method"] = util::name_of(options.regularizer.method(), regularize::kGradientMethodNames);
+    out["penalized"]["lambda_w"] = options.regularizer.lambda_w();
+    out["penalized"]["lambda_a"] = options.regularizer.lambda_a();
+    out["penalized"]["lambda"] = options.regularizer.lambda();
     if (options.compare_layer_ops) {
       models::set_custom_layer_ops(false);
       auto& libtorch = out["penalized_libtorch_layers"] = train_phase(*penalized);
@@ -175,7 +183,7 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
       std::vector<std::unique_ptr<regularize::Regularizer>> cheap;
       for (const auto& config : amortized) {
         cheap.push_back(regularize::make_regularizer(config));
-        train_seconds(*cheap.back(), options.warmup_steps, config.every);
+        train_seconds(*cheap.back(), options.warmup_steps, config.every());
       }
       std::vector<double> ratios;
       std::vector<std::vector<double>> cheap_ratios(cheap.size());
@@ -183,16 +191,16 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
         const double plain_seconds = train_seconds(*plain, 0);
         ratios.push_back(train_seconds(*penalized, 0) / plain_seconds);
         for (size_t i = 0; i < cheap.size(); ++i)
-          cheap_ratios[i].push_back(train_seconds(*cheap[i], 0, amortized[i].every) / plain_seconds);
+          cheap_ratios[i].push_back(train_seconds(*cheap[i], 0, amortized[i].every()) / plain_seconds);
       }
       const double median_ratio = median(ratios);
       out["alternating"] = {{"rounds", options.alternate_rounds}, {"round_ratios", ratios}, {"median_time_ratio", median_ratio}};
       for (size_t i = 0; i < cheap.size(); ++i) {
         const double cheap_median = median(cheap_ratios[i]);
         out["alternating"]["amortized"].push_back({{"amortized", options.amortized[i]},
-                                                   {"every", amortized[i].every},
-                                                   {"subbatch", amortized[i].subbatch},
-                                                   {"method", amortized[i].method},
+                                                   {"every", amortized[i].every()},
+                                                   {"subbatch", amortized[i].subbatch()},
+                                                   {"method", util::name_of(amortized[i].method(), regularize::kGradientMethodNames)},
                                                    {"round_ratios", cheap_ratios[i]},
                                                    {"median_time_ratio", cheap_median}});
       }
@@ -217,7 +225,7 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
 nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root) {
   config::ExperimentConfig config;
   config.model.name = options.model;
-  config.data.dataset = "cifar10";
+  config.data.dataset = config::Dataset::kCifar10;
   config.data.root = data_root;
   const torch::Device device = util::resolve_device(options.device);
   const int threads = util::configure_threads(options.threads);
@@ -284,7 +292,7 @@ nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images) {
     }
   }
   config::DataConfig data_config;  // the defaults: 224 px, resize 256, ImageNet normalization
-  data_config.dataset = "imagefolder";
+  data_config.dataset = config::Dataset::kImageFolder;
   data_config.root = folder;
   const auto info = data::dataset_info(data_config);
   const auto options =

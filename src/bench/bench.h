@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
+#include "regularize/options.h"
 
 namespace qrobust::bench {
 
@@ -18,7 +18,7 @@ struct BenchOptions {
   int64_t warmup_steps = 3;
   int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
-  config::RegularizerConfig regularizer;  // name "none": plain step and inference only
+  regularize::RegularizerOptions regularizer;  // penalty kNone: plain step and inference only
   // Also time the penalized step with LibTorch's own convolution, batch norm and ReLU instead of
   // models/layer_ops.h, for before/after figures from one run.
   bool compare_layer_ops = false;
@@ -34,8 +34,8 @@ struct BenchOptions {
 
 // `regularizer` with the amortization `spec` ("every=4", "subbatch=32,every=2",
 // "method=finite_difference") applied; a bad spec is a UsageError naming it.
-config::RegularizerConfig amortized_regularizer(const config::RegularizerConfig& regularizer, const std::string& spec,
-                                                int64_t batch);
+regularize::RegularizerOptions amortized_regularizer(const regularize::RegularizerOptions& regularizer,
+                                                    const std::string& spec, int64_t batch);
 
 nlohmann::json run_benchmark(const BenchOptions& options);
 

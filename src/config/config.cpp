@@ -26,7 +26,7 @@ std::string str(double value) {
 
 DataConfig read_data(YamlSection s) {
   DataConfig d;
-  d.dataset = s.choice("dataset", d.dataset, {"cifar10", "fashion_mnist", "mnist", "imagefolder"});
+  d.dataset = s.choice("dataset", d.dataset, kDatasetNames);
   d.root = s.text("root", default_data_root(d.dataset));
   d.batch_size = s.integer("batch_size", d.batch_size);
   require(d.batch_size >= 2 && d.batch_size <= kMaxBatch, s, "batch_size",
@@ -39,7 +39,7 @@ DataConfig read_data(YamlSection s) {
   d.train_limit = s.integer("train_limit", d.train_limit);
   require(d.train_limit >= 0, s, "train_limit", "must be >= 0, got " + std::to_string(d.train_limit));
   d.augment = s.boolean("augment", d.augment);
-  const bool folder = d.dataset == "imagefolder";
+  const bool folder = d.dataset == Dataset::kImageFolder;
   for (const char* key : {"test_dir", "image_size", "resize", "strict", "workers"})
     require(folder || !s.has(key), s, key, "applies only to dataset imagefolder");
   require(!folder || !s.has("crop_padding"), s, "crop_padding", "does not apply to dataset imagefolder (it uses RandomResizedCrop)");
@@ -85,9 +85,9 @@ TrainConfig read_train(YamlSection s) {
   require(!t.nesterov || t.momentum > 0, s, "nesterov", "needs momentum > 0");
   t.weight_decay = s.number("weight_decay", t.weight_decay);
   require(t.weight_decay >= 0, s, "weight_decay", "must be >= 0, got " + str(t.weight_decay));
-  t.schedule = s.choice("schedule", t.schedule, {"cosine", "multistep", "constant"});
+  t.schedule = s.choice("schedule", t.schedule, kScheduleNames);
   t.milestones = s.integers("milestones", t.milestones);
-  if (t.schedule == "multistep") require(!t.milestones.empty(), s, "milestones", "multistep needs at least one milestone");
+  if (t.schedule == Schedule::kMultistep) require(!t.milestones.empty(), s, "milestones", "multistep needs at least one milestone");
   for (size_t i = 0; i < t.milestones.size(); ++i) {
     require(t.milestones[i] > 0 && t.milestones[i] <= t.epochs, s, "milestones",
             "each milestone must be in 1..epochs (" + std::to_string(t.epochs) + "), got " + std::to_string(t.milestones[i]));
@@ -109,66 +109,7 @@ TrainConfig read_train(YamlSection s) {
   return t;
 }
 
-RegularizerConfig read_regularizer(YamlSection s, const TrainConfig& train, const DataConfig& data) {
-  RegularizerConfig r;
-  r.name = s.choice("name", r.name, {"none", "grad_l1", "grad_l2", "dq_lipschitz", "kurtosis"});
-  // Each key belongs to some penalties; giving it to another is a mistake worth reporting.
-  auto only_for = [&](const std::string& key, bool applies, const std::string& who) {
-    if (s.has(key) && !applies) s.fail(key, "is not used by regularizer " + r.name + " (only by " + who + ")");
-  };
-  const bool grad_norm = r.is_gradient_norm();
-  only_for("lambda_w", grad_norm, "grad_l1, grad_l2");
-  only_for("lambda_a", grad_norm, "grad_l1, grad_l2");
-  only_for("lambda", r.name == "dq_lipschitz" || r.name == "kurtosis", "dq_lipschitz, kurtosis");
-  only_for("kurtosis_target", r.name == "kurtosis", "kurtosis");
-  only_for("fd_epsilon", grad_norm, "grad_l1, grad_l2");
-  only_for("every", grad_norm, "grad_l1, grad_l2");
-  only_for("subbatch", grad_norm, "grad_l1, grad_l2");
-  only_for("start_epoch", r.name != "none", "a penalty");
-  if (s.has("method") && !grad_norm)
-    s.fail("method", "finite_difference and double_backprop apply to gradient-norm penalties (grad_l1, grad_l2), not " + r.name);
-  for (auto [key, value] : {std::pair<const char*, double*>{"lambda_w", &r.lambda_w}, {"lambda_a", &r.lambda_a},
-                             {"lambda", &r.lambda}}) {
-    *value = s.number(key, *value);
-    require(*value >= 0, s, key, "must be >= 0, got " + str(*value));
-  }
-  r.kurtosis_target = s.number("kurtosis_target", r.kurtosis_target);
-  r.start_epoch = s.integer("start_epoch", r.start_epoch);
-  require(r.start_epoch >= 0 && r.start_epoch < train.epochs, s, "start_epoch",
-          "must be in 0..epochs-1 (" + std::to_string(train.epochs - 1) + "), got " + std::to_string(r.start_epoch));
-  r.method = s.choice("method", r.method, {"double_backprop", "finite_difference"});
-  r.fd_epsilon = s.number("fd_epsilon", r.fd_epsilon);
-  require(r.fd_epsilon > 0, s, "fd_epsilon", "must be > 0, got " + str(r.fd_epsilon));
-  r.every = s.integer("every", r.every);
-  require(r.every >= 1 && r.every <= 1000, s, "every", "must be 1..1000 (1: every step), got " + std::to_string(r.every));
-  r.subbatch = s.integer("subbatch", r.subbatch);
-  require(r.subbatch == 0 || (r.subbatch >= 2 && r.subbatch < data.batch_size), s, "subbatch",
-          "must be 0 (the whole batch) or 2..data.batch_size-1 (" + std::to_string(data.batch_size - 1) + "), got " +
-              std::to_string(r.subbatch));
-  require(r.subbatch == 0 || r.method == "double_backprop", s, "subbatch",
-          "applies to method double_backprop (finite_difference takes both passes on the whole batch)");
-  s.finish();
-  return r;
-}
-
-QuantConfig read_quant(YamlSection s) {
-  QuantConfig q;
-  q.weight_granularity = s.choice("weight_granularity", q.weight_granularity, {"per_tensor", "per_channel"});
-  q.weight_symmetric = s.boolean("weight_symmetric", q.weight_symmetric);
-  q.act_symmetric = s.boolean("act_symmetric", q.act_symmetric);
-  q.weight_estimator = s.choice("weight_estimator", q.weight_estimator, {"minmax", "percentile", "mse"});
-  q.act_estimator = s.choice("act_estimator", q.act_estimator, {"minmax", "percentile", "mse"});
-  q.percentile = s.number("percentile", q.percentile);
-  require(q.percentile > 50 && q.percentile <= 100, s, "percentile", "must be in (50, 100], got " + str(q.percentile));
-  q.first_last = s.choice("first_last", q.first_last, {"quantize", "int8", "float"});
-  q.bn_fold = s.boolean("bn_fold", q.bn_fold);
-  q.calibration_samples = s.integer("calibration_samples", q.calibration_samples);
-  require(q.calibration_samples >= 1, s, "calibration_samples", "must be positive, got " + std::to_string(q.calibration_samples));
-  s.finish();
-  return q;
-}
-
-QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regularizer) {
+QuantAwareConfig read_quant_aware(YamlSection s, const regularize::RegularizerOptions& regularizer) {
   QuantAwareConfig qa;
   for (auto [key, value] : {std::pair<const char*, int64_t*>{"weight_bits", &qa.weight_bits}, {"act_bits", &qa.act_bits}}) {
     *value = s.integer(key, *value);
@@ -178,11 +119,11 @@ QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regula
   // The finite-difference step shifts the float weights between its two passes, but the
   // quantized weights a quantization-aware step trains through are computed once per step, so
   // its second pass would not see the shift (and would backpropagate through a freed graph).
-  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.method == "finite_difference")
+  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.method() == regularize::GradientMethod::kFiniteDifference)
     s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer.method finite_difference "
                           "(use double_backprop)");
   // The same holds for the second forward pass of a sub-batch penalty.
-  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.subbatch > 0)
+  if (qa.enabled() && regularizer.is_gradient_norm() && regularizer.subbatch() > 0)
     s.fail("weight_bits", "quantization-aware training cannot be combined with regularizer.subbatch");
   s.finish();
   return qa;
@@ -190,10 +131,13 @@ QuantAwareConfig read_quant_aware(YamlSection s, const RegularizerConfig& regula
 
 }  // namespace
 
-std::string default_data_root(const std::string& dataset) {
-  if (dataset == "fashion_mnist") return "/usr/share/datasets/fashion-mnist";
-  if (dataset == "mnist") return "data/mnist";
-  if (dataset == "imagefolder") return "data/imagenet";
+std::string default_data_root(Dataset dataset) {
+  switch (dataset) {
+    case Dataset::kFashionMnist: return "/usr/share/datasets/fashion-mnist";
+    case Dataset::kMnist: return "data/mnist";
+    case Dataset::kImageFolder: return "data/imagenet";
+    case Dataset::kCifar10: break;
+  }
   return "data/cifar-10-batches-bin";
 }
 
@@ -223,8 +167,8 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.data = read_data(s.section("data"));
   c.model = read_model(s.section("model"));
   c.train = read_train(s.section("train"));
-  c.regularizer = read_regularizer(s.section("regularizer"), c.train, c.data);
-  c.quant = read_quant(s.section("quant"));
+  c.regularizer = RegularizerSettings::read(s.section("regularizer"), c.train.epochs, c.data.batch_size);
+  c.quant = QuantSettings::read(s.section("quant"));
   c.quant_aware = read_quant_aware(s.section("quant_aware"), c.regularizer);
   s.finish();
   return c;
@@ -233,14 +177,6 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
 ExperimentConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   if (!std::filesystem::is_regular_file(path)) throw ConfigError(path + ": config file not found");
   return parse_config(util::read_file(path, util::kMaxTextFileBytes), path, overrides);
-}
-
-nlohmann::json to_json(const QuantConfig& q) {
-  return {{"weight_granularity", q.weight_granularity}, {"weight_symmetric", q.weight_symmetric},
-          {"act_symmetric", q.act_symmetric},           {"weight_estimator", q.weight_estimator},
-          {"act_estimator", q.act_estimator},           {"percentile", q.percentile},
-          {"first_last", q.first_last},                 {"bn_fold", q.bn_fold},
-          {"calibration_samples", q.calibration_samples}};
 }
 
 std::string to_yaml(const ExperimentConfig& c) {
@@ -253,14 +189,14 @@ std::string to_yaml(const ExperimentConfig& c) {
   out << YAML::Key << "threads" << YAML::Value;
   if (c.threads == 0) out << "auto"; else out << c.threads;
   out << YAML::Key << "data" << YAML::Value << YAML::BeginMap
-      << YAML::Key << "dataset" << YAML::Value << c.data.dataset
+      << YAML::Key << "dataset" << YAML::Value << util::name_of(c.data.dataset, kDatasetNames)
       << YAML::Key << "root" << YAML::Value << c.data.root
       << YAML::Key << "batch_size" << YAML::Value << c.data.batch_size
       << YAML::Key << "eval_batch_size" << YAML::Value << c.data.eval_batch_size
       << YAML::Key << "val_size" << YAML::Value << c.data.val_size
       << YAML::Key << "train_limit" << YAML::Value << c.data.train_limit
       << YAML::Key << "augment" << YAML::Value << c.data.augment;
-  if (c.data.dataset == "imagefolder") {
+  if (c.data.dataset == Dataset::kImageFolder) {
     out << YAML::Key << "test_dir" << YAML::Value << c.data.test_dir
         << YAML::Key << "image_size" << YAML::Value << c.data.image_size
         << YAML::Key << "resize" << YAML::Value << c.data.resize
@@ -279,34 +215,16 @@ std::string to_yaml(const ExperimentConfig& c) {
       << YAML::Key << "momentum" << YAML::Value << c.train.momentum
       << YAML::Key << "nesterov" << YAML::Value << c.train.nesterov
       << YAML::Key << "weight_decay" << YAML::Value << c.train.weight_decay
-      << YAML::Key << "schedule" << YAML::Value << c.train.schedule
+      << YAML::Key << "schedule" << YAML::Value << util::name_of(c.train.schedule, kScheduleNames)
       << YAML::Key << "milestones" << YAML::Value << YAML::Flow << c.train.milestones
       << YAML::Key << "gamma" << YAML::Value << c.train.gamma
       << YAML::Key << "warmup_epochs" << YAML::Value << c.train.warmup_epochs
       << YAML::Key << "init_from" << YAML::Value << c.train.init_from << YAML::Key << "stop_after" << YAML::Value
       << c.train.stop_after << YAML::Key << "branch_from" << YAML::Value << c.train.branch_from << YAML::EndMap;
-  // Only the keys the chosen penalty reads, so the file parses back.
-  const auto& r = c.regularizer;
-  out << YAML::Key << "regularizer" << YAML::Value << YAML::BeginMap << YAML::Key << "name" << YAML::Value << r.name;
-  if (r.is_gradient_norm())
-    out << YAML::Key << "lambda_w" << YAML::Value << r.lambda_w << YAML::Key << "lambda_a" << YAML::Value << r.lambda_a
-        << YAML::Key << "method" << YAML::Value << r.method << YAML::Key << "fd_epsilon" << YAML::Value << r.fd_epsilon
-        << YAML::Key << "every" << YAML::Value << r.every << YAML::Key << "subbatch" << YAML::Value << r.subbatch;
-  if (r.name == "dq_lipschitz" || r.name == "kurtosis") out << YAML::Key << "lambda" << YAML::Value << r.lambda;
-  if (r.name == "kurtosis") out << YAML::Key << "kurtosis_target" << YAML::Value << r.kurtosis_target;
-  if (r.name != "none") out << YAML::Key << "start_epoch" << YAML::Value << r.start_epoch;
-  out << YAML::EndMap;
-  const auto& q = c.quant;
-  out << YAML::Key << "quant" << YAML::Value << YAML::BeginMap
-      << YAML::Key << "weight_granularity" << YAML::Value << q.weight_granularity
-      << YAML::Key << "weight_symmetric" << YAML::Value << q.weight_symmetric
-      << YAML::Key << "act_symmetric" << YAML::Value << q.act_symmetric
-      << YAML::Key << "weight_estimator" << YAML::Value << q.weight_estimator
-      << YAML::Key << "act_estimator" << YAML::Value << q.act_estimator
-      << YAML::Key << "percentile" << YAML::Value << q.percentile
-      << YAML::Key << "first_last" << YAML::Value << q.first_last
-      << YAML::Key << "bn_fold" << YAML::Value << q.bn_fold
-      << YAML::Key << "calibration_samples" << YAML::Value << q.calibration_samples << YAML::EndMap;
+  out << YAML::Key << "regularizer" << YAML::Value;
+  c.regularizer.write(out);
+  out << YAML::Key << "quant" << YAML::Value;
+  c.quant.write(out);
   out << YAML::Key << "quant_aware" << YAML::Value << YAML::BeginMap
       << YAML::Key << "weight_bits" << YAML::Value << c.quant_aware.weight_bits
       << YAML::Key << "act_bits" << YAML::Value << c.quant_aware.act_bits << YAML::EndMap;

@@ -8,12 +8,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/quant_settings.h"
+#include "config/regularizer_settings.h"
 #include "config/yaml_reader.h"
 
 namespace qrobust::config {
 
+enum class Dataset { kCifar10, kFashionMnist, kMnist, kImageFolder };
+inline constexpr util::Names<Dataset, 4> kDatasetNames{{{Dataset::kCifar10, "cifar10"},
+                                                         {Dataset::kFashionMnist, "fashion_mnist"},
+                                                         {Dataset::kMnist, "mnist"},
+                                                         {Dataset::kImageFolder, "imagefolder"}}};
+
+enum class Schedule { kCosine, kMultistep, kConstant };
+inline constexpr util::Names<Schedule, 3> kScheduleNames{
+    {{Schedule::kCosine, "cosine"}, {Schedule::kMultistep, "multistep"}, {Schedule::kConstant, "constant"}}};
+
 struct DataConfig {
-  std::string dataset = "cifar10";  // cifar10 | fashion_mnist | mnist | imagefolder
+  Dataset dataset = Dataset::kCifar10;
   std::string root;                 // directory with the data set's files; "" resolves to its default
   int64_t batch_size = 128;
   int64_t eval_batch_size = 500;
@@ -41,7 +53,7 @@ struct TrainConfig {
   double momentum = 0.9;
   bool nesterov = false;
   double weight_decay = 5e-4;
-  std::string schedule = "cosine";  // cosine | multistep | constant
+  Schedule schedule = Schedule::kCosine;
   std::vector<int64_t> milestones;  // multistep: epochs after which lr is multiplied by gamma
   double gamma = 0.1;
   double warmup_epochs = 0;  // linear warm-up from 0, counted in (fractional) epochs
@@ -54,37 +66,6 @@ struct TrainConfig {
   std::string branch_from;
 
   int64_t last_epoch() const { return stop_after > 0 ? stop_after : epochs; }
-};
-
-// The penalty added to cross-entropy (see regularize/regularizer.h).
-struct RegularizerConfig {
-  std::string name = "none";  // none | grad_l1 | grad_l2 | dq_lipschitz | kurtosis
-  double lambda_w = 0;        // grad_l1 / grad_l2: weight-gradient term
-  double lambda_a = 0;        // grad_l1 / grad_l2: activation-gradient term
-  double lambda = 0;          // dq_lipschitz (beta) and kurtosis
-  double kurtosis_target = 1.8;
-  int64_t start_epoch = 0;    // penalize from this epoch (0-based) on
-  std::string method = "double_backprop";  // grad_l1 / grad_l2: double_backprop | finite_difference
-  double fd_epsilon = 1e-3;   // finite_difference step, relative to the mean |weight| of the quantized layers
-  // grad_l1 / grad_l2, amortized (regularize/regularizer.h): the penalized step every k-th
-  // step with λ scaled by k, and (double_backprop) the penalty on the first m images of a batch.
-  int64_t every = 1;
-  int64_t subbatch = 0;  // 0: the whole batch
-
-  bool is_gradient_norm() const { return name == "grad_l1" || name == "grad_l2"; }
-};
-
-// Post-training quantization settings used by `qrobust sweep-bits` (see quant/).
-struct QuantConfig {
-  std::string weight_granularity = "per_tensor";  // per_tensor | per_channel
-  bool weight_symmetric = true;
-  bool act_symmetric = false;  // asymmetric activations use an unsigned grid after a ReLU either way
-  std::string weight_estimator = "minmax";  // minmax | percentile | mse
-  std::string act_estimator = "minmax";
-  double percentile = 99.99;
-  std::string first_last = "quantize";  // quantize | int8 | float: first and last layer (and their inputs)
-  bool bn_fold = true;
-  int64_t calibration_samples = 1024;  // training images, no augmentation, seeded
 };
 
 // Quantization-aware training with the straight-through estimator (quant/quant_aware.h): the
@@ -104,8 +85,8 @@ struct ExperimentConfig {
   DataConfig data;
   ModelConfig model;
   TrainConfig train;
-  RegularizerConfig regularizer;
-  QuantConfig quant;  // also the quantizers quant_aware trains with
+  RegularizerSettings regularizer;  // the penalty added to cross-entropy (regularize/regularizer.h)
+  QuantSettings quant;  // post-training quantization (quant/); also the quantizers quant_aware trains with
   QuantAwareConfig quant_aware;
 };
 
@@ -118,10 +99,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
 // Every field, defaults resolved; parse_config(to_yaml(c)) == c.
 std::string to_yaml(const ExperimentConfig& config);
 
-// Every quant setting as configured, for result headers and for comparing them.
-nlohmann::json to_json(const QuantConfig& quant);
-
 // Where a data set lives when data.root is not given.
-std::string default_data_root(const std::string& dataset);
+std::string default_data_root(Dataset dataset);
 
 }  // namespace qrobust::config

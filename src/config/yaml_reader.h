@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "util/errors.h"
+#include "util/names.h"
 
 namespace qrobust::config {
 
@@ -46,6 +47,11 @@ class YamlSection {
   std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback);
   // One of `choices`; anything else is an error listing them.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);
+  // The same for an enum, by its names.
+  template <class E, size_t N>
+  E choice(const std::string& key, E fallback, const util::Names<E, N>& names) {
+    return *util::value_of(choice(key, util::name_of(fallback, names), util::all_names(names)), names);
+  }
   // A nested map; an absent key gives an empty section.
   YamlSection section(const std::string& key);
   // The keys of a nested map, in file order (empty when absent).

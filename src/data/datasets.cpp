@@ -20,26 +20,28 @@ LabeledImages LabeledImages::select(const torch::Tensor& index) const {
 }
 
 DatasetInfo dataset_info(const config::DataConfig& config) {
-  const std::string& dataset = config.dataset;
-  if (dataset == "imagefolder")
-    return {"imagefolder",
-            3,
-            config.image_size,
-            config.image_size,
-            static_cast<int64_t>(image_folder_classes(config.root, "train").size()),
-            {0.485, 0.456, 0.406},
-            {0.229, 0.224, 0.225}};
-  if (dataset == "cifar10") return {"cifar10", 3, 32, 32, 10, {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
-  if (dataset == "fashion_mnist") return {"fashion_mnist", 1, 28, 28, 10, {0.2860}, {0.3530}};
-  if (dataset == "mnist") return {"mnist", 1, 28, 28, 10, {0.1307}, {0.3081}};
-  throw UsageError("data.dataset: unknown data set \"" + dataset + "\"");
+  const std::string name = util::name_of(config.dataset, config::kDatasetNames);
+  switch (config.dataset) {
+    case config::Dataset::kImageFolder:
+      return {name,
+              3,
+              config.image_size,
+              config.image_size,
+              static_cast<int64_t>(image_folder_classes(config.root, "train").size()),
+              {0.485, 0.456, 0.406},
+              {0.229, 0.224, 0.225}};
+    case config::Dataset::kCifar10: return {name, 3, 32, 32, 10, {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
+    case config::Dataset::kFashionMnist: return {name, 1, 28, 28, 10, {0.2860}, {0.3530}};
+    case config::Dataset::kMnist: return {name, 1, 28, 28, 10, {0.1307}, {0.3081}};
+  }
+  throw std::logic_error("dataset_info: a data set without its description");  // unreachable: the switch is exhaustive
 }
 
 DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
   DataSplits splits;
   splits.info = dataset_info(config);
   LabeledImages train;
-  if (config.dataset == "imagefolder") {
+  if (config.dataset == config::Dataset::kImageFolder) {
     const auto options = ImageFolderOptions()
                              .image_size(config.image_size)
                              .resize(config.resize)
@@ -51,7 +53,7 @@ DataSplits load_splits(const config::DataConfig& config, int64_t seed) {
       throw RuntimeFailure(config.root + ": the class folders of " + config.test_dir + "/ differ from those of train/");
     train = {torch::Tensor(), train_set.targets(), train_set.files()};
     splits.test = {torch::Tensor(), test_set.targets(), test_set.files()};
-  } else if (config.dataset == "cifar10") {
+  } else if (config.dataset == config::Dataset::kCifar10) {
     CIFAR10 train_set(config.root, CIFAR10::Mode::kTrain), test_set(config.root, CIFAR10::Mode::kTest);
     train = {train_set.images(), train_set.targets(), nullptr};
     splits.test = {test_set.images(), test_set.targets(), nullptr};

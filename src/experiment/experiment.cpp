@@ -13,6 +13,7 @@
 #include "data/datasets.h"
 #include "report/gradient_norms.h"
 #include "report/sensitivity.h"
+#include "report/sweep_files.h"
 #include "report/table.h"
 #include "sweep/sensitivity.h"
 #include "util/atomic_file.h"
@@ -56,7 +57,7 @@ std::string sweep_path(const PlannedRun& run, const Overrides& quantizer, const 
 bool sweep_matches(const nlohmann::json& sweep, const config::ExperimentConfig& config, const sweep::SweepOptions& options) {
   const auto& header = sweep.at("header");
   if (header.value("split", "") != options.split || header.value("calibration_draws", int64_t{0}) != options.calibration_draws ||
-      !header.contains("quant") || header.at("quant") != config::to_json(config.quant))
+      !header.contains("quant") || header.at("quant") != config.quant.to_json())
     return false;
   const auto configurations = sweep::grid(options);
   const auto& rows = sweep.at("rows");
@@ -237,7 +238,7 @@ std::optional<nlohmann::json> existing_sensitivity(const std::string& path, cons
   if (doc.is_discarded() || !doc.contains("rows") || !doc.contains("header")) return std::nullopt;
   const auto& header = doc.at("header");
   if (header.value("bits", 0) != plan.bits || header.value("split", "") != plan.split || !header.contains("quant") ||
-      header.at("quant") != config::to_json(config.quant))
+      header.at("quant") != config.quant.to_json())
     return std::nullopt;
   return doc;
 }
@@ -324,11 +325,12 @@ std::string describe_plan(const Experiment& e) {
     const auto state = train::inspect_run(run.dir, c);
     util::configure_threads(c.threads);
     const torch::Device device = util::resolve_device(c.device);
-    const std::string data_key = c.data.dataset + "/" + c.data.root + "/" + std::to_string(c.data.val_size) + "/" +
+    const std::string dataset = util::name_of(c.data.dataset, config::kDatasetNames);
+    const std::string data_key = dataset + "/" + c.data.root + "/" + std::to_string(c.data.val_size) + "/" +
                                  std::to_string(c.data.train_limit) + "/" + std::to_string(c.seed);
     if (!splits_of.count(data_key)) splits_of[data_key] = data::load_splits(c.data, c.seed);
     const auto& splits = splits_of[data_key];
-    const std::string model_key = c.model.name + "/" + std::to_string(c.model.width) + "/" + c.data.dataset;
+    const std::string model_key = c.model.name + "/" + std::to_string(c.model.width) + "/" + dataset;
     const std::string eval_key = model_key + "/" + std::to_string(c.data.eval_batch_size);
     if (!eval_cost_of.count(eval_key)) eval_cost_of[eval_key] = measure_eval_cost(c, device);
     const auto cost = eval_cost_of[eval_key];
@@ -341,9 +343,10 @@ std::string describe_plan(const Experiment& e) {
       out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
     } else {
       // A step's cost depends on these, not on lambda, lr or epochs.
-      const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name + "/" +
-                              c.regularizer.method + "/" + std::to_string(c.regularizer.every) + "/" +
-                              std::to_string(c.regularizer.subbatch) + "/" + std::to_string(c.quant_aware.enabled());
+      const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name() + "/" +
+                              std::to_string(static_cast<int>(c.regularizer.method())) + "/" +
+                              std::to_string(c.regularizer.every()) + "/" + std::to_string(c.regularizer.subbatch()) + "/" +
+                              std::to_string(c.quant_aware.enabled());
       if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
       const bool again = !state.complete && fs::exists(train::metrics_path(run.dir));  // retrained from scratch
@@ -406,7 +409,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       spdlog::info("{}: already trained ({})", label, run.dir);
     } else {
       trained_now = true;
-      spdlog::info("{}: {} into {}", label, state.started ? "resuming" : "training", run.dir);
+      spdlog::info("{}: {} into {} (penalty {})", label, state.started ? "resuming" : "training", run.dir,
+                   run.config.regularizer.describe());
       try {
         train::train(run.config, {run.dir, state.started, options.observer, options.stop});
       } catch (const train::TrainingInterrupted&) {
@@ -427,7 +431,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
         if (!sweep) {
           spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer.name, split);
           sweep = sweep::run_sweep(config, train::checkpoint_path(run.dir), sweep_options);
-          sweep::write_sweep(*sweep, path);
+          report::write_sweep(*sweep, path);
         }
         entries.push_back({run.name, run.seed, quantizer.name, split, *sweep});
       }

@@ -6,41 +6,41 @@
 
 namespace qrobust::quant {
 
-std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
-                                               torch::Device device, int64_t draw) {
-  const int64_t count = std::min(config.quant.calibration_samples, splits.train.size());
+std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, int64_t samples, uint64_t seed,
+                                               int64_t batch_size, torch::Device device, int64_t draw) {
+  const int64_t count = std::min(samples, splits.train.size());
   // Draw 0 is the sample every earlier version took; further draws are seeded from it.
-  uint64_t seed = data::mix_seed(static_cast<uint64_t>(config.seed), 0xCA1);
-  if (draw > 0) seed = data::mix_seed(seed, static_cast<uint64_t>(draw));
-  auto generator = at::detail::createCPUGenerator(seed);
+  uint64_t sample_seed = data::mix_seed(seed, 0xCA1);
+  if (draw > 0) sample_seed = data::mix_seed(sample_seed, static_cast<uint64_t>(draw));
+  auto generator = at::detail::createCPUGenerator(sample_seed);
   const auto picks = torch::randperm(splits.train.size(), generator, torch::kLong).narrow(0, 0, count);
   const data::LabeledImages sample = splits.train.select(picks);
   data::BatchOptions options;
-  options.batch_size = config.data.eval_batch_size;
+  options.batch_size = batch_size;
   data::EpochBatches batches(sample, splits.info, options, 0, device);
   std::vector<torch::Tensor> images;
   for (int64_t i = 0; i < batches.size(); ++i) images.push_back(batches.get(i).images);
   return images;
 }
 
-QuantizerSpec weight_spec(const config::QuantConfig& quant, int bits) {
-  return {bits, quant.weight_symmetric, quant.weight_granularity == "per_channel"};
+QuantizerSpec weight_spec(const QuantOptions& quant, int bits) {
+  return {bits, quant.weight_symmetric(), quant.weight_granularity() == Granularity::kPerChannel};
 }
 
-AffineParams weight_params(const torch::Tensor& weight, const config::QuantConfig& quant, int bits) {
+AffineParams weight_params(const torch::Tensor& weight, const QuantOptions& quant, int bits) {
   const auto spec = weight_spec(quant, bits);
-  const auto range = estimate_range(weight, {quant.weight_estimator, quant.percentile}, spec);
+  const auto range = estimate_range(weight, {quant.weight_estimator(), quant.percentile()}, spec);
   return affine_params(range.min, range.max, spec);
 }
 
-int policy_bits(const std::string& first_last, size_t index, size_t count, int bits) {
+int policy_bits(FirstLast first_last, size_t index, size_t count, int bits) {
   const bool edge = index == 0 || index + 1 == count;
-  if (!edge || first_last == "quantize" || bits == kFloatBits) return bits;
-  return first_last == "int8" ? 8 : kFloatBits;
+  if (!edge || first_last == FirstLast::kQuantize || bits == kFloatBits) return bits;
+  return first_last == FirstLast::kInt8 ? 8 : kFloatBits;
 }
 
-PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const config::QuantConfig& config)
-    : model_(model), config_(config) {
+PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options)
+    : model_(model), options_(options) {
   for (const auto& layer : model.quant_layers()) float_weights_.push_back(layer.weight().detach().clone());
 }
 
@@ -49,7 +49,7 @@ size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batche
   const auto& points = model_.quant_points();
   std::vector<ActivationObserver> observers;
   for (size_t i = 0; i < points.size(); ++i)
-    observers.emplace_back(EstimatorSpec{config_.act_estimator, config_.percentile}, 1 << 20,
+    observers.emplace_back(EstimatorSpec{options_.act_estimator(), options_.percentile()}, 1 << 20,
                            data::mix_seed(static_cast<uint64_t>(draw), static_cast<uint64_t>(i)));
   {
     models::ObserveScope observe(points, [&observers](size_t i, const torch::Tensor& x) { observers[i].observe(x); });
@@ -64,8 +64,8 @@ size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batche
 BitPlan PostTrainingQuantizer::plan(int weight_bits, int act_bits) const {
   BitPlan plan;
   const size_t layers = model_.quant_layers().size(), points = model_.quant_points().size();
-  for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(config_.first_last, i, layers, weight_bits));
-  for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(config_.first_last, i, points, act_bits));
+  for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(options_.first_last(), i, layers, weight_bits));
+  for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(options_.first_last(), i, points, act_bits));
   return plan;
 }
 
@@ -75,13 +75,13 @@ bool BitPlan::quantizes_activations() const {
 
 BitPlan PostTrainingQuantizer::float_plan() const { return plan(kFloatBits, kFloatBits); }
 
-QuantizerSpec PostTrainingQuantizer::act_spec(int bits) const { return {bits, config_.act_symmetric, false}; }
+QuantizerSpec PostTrainingQuantizer::act_spec(int bits) const { return {bits, options_.act_symmetric(), false}; }
 
 const AffineParams& PostTrainingQuantizer::weight_params(size_t layer, int bits) {
   const auto key = std::make_pair(layer, bits);
   auto found = weight_cache_.find(key);
   if (found != weight_cache_.end()) return found->second;
-  return weight_cache_.emplace(key, quant::weight_params(float_weights_[layer], config_, bits)).first->second;
+  return weight_cache_.emplace(key, quant::weight_params(float_weights_[layer], options_, bits)).first->second;
 }
 
 const AffineParams& PostTrainingQuantizer::act_params(size_t point, int bits, size_t draw) {

@@ -11,27 +11,27 @@
 #include <tuple>
 #include <vector>
 
-#include "config/config.h"
 #include "data/datasets.h"
 #include "models/classifier.h"
+#include "quant/options.h"
 #include "quant/quantizer.h"
 #include "quant/range_estimator.h"
 
 namespace qrobust::quant {
 
-// Calibration draw `draw` (0, 1, ...): an independent seeded sample of
-// config.quant.calibration_samples training images, no augmentation, normalized, in batches of
-// data.eval_batch_size on `device`. Every image of the sample counts once.
-std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, const config::ExperimentConfig& config,
-                                               torch::Device device, int64_t draw = 0);
+// Calibration draw `draw` (0, 1, ...) of a run seeded `seed`: an independent seeded sample of
+// `samples` training images (all of them if there are fewer), no augmentation, normalized, in
+// batches of `batch_size` on `device`. Every image of the sample counts once.
+std::vector<torch::Tensor> calibration_batches(const data::DataSplits& splits, int64_t samples, uint64_t seed,
+                                               int64_t batch_size, torch::Device device, int64_t draw = 0);
 
 // The weight quantizer `quant` describes at `bits` (per channel along dim 0 or per tensor).
-QuantizerSpec weight_spec(const config::QuantConfig& quant, int bits);
+QuantizerSpec weight_spec(const QuantOptions& quant, int bits);
 // Its range and grid for `weight` (the weight inference uses, i.e. BN-folded when folding).
-AffineParams weight_params(const torch::Tensor& weight, const config::QuantConfig& quant, int bits);
+AffineParams weight_params(const torch::Tensor& weight, const QuantOptions& quant, int bits);
 
 // Bit-width of layer / point `index` of `count` under the first/last policy.
-int policy_bits(const std::string& first_last, size_t index, size_t count, int bits);
+int policy_bits(FirstLast first_last, size_t index, size_t count, int bits);
 
 // The bit-width of every quantizable layer's weights and of every quantization point, in the
 // model's order; kFloatBits leaves an element float.
@@ -45,7 +45,7 @@ struct BitPlan {
 class PostTrainingQuantizer {
  public:
   // `model` should already be BN-folded if folding is wanted; its current weights are the float ones.
-  PostTrainingQuantizer(models::ClassifierImpl& model, const config::QuantConfig& config);
+  PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options);
 
   // Observes every point on `batches` (normalized, on the model's device) and keeps the ranges
   // as a new calibration draw; returns its index.
@@ -76,7 +76,7 @@ class PostTrainingQuantizer {
   const AffineParams& act_params(size_t point, int bits, size_t draw);
 
   models::ClassifierImpl& model_;
-  config::QuantConfig config_;
+  QuantOptions options_;
   std::vector<torch::Tensor> float_weights_;
   std::vector<std::vector<ActivationObserver>> observers_;  // per draw, per point
   std::map<std::pair<size_t, int>, AffineParams> weight_cache_;

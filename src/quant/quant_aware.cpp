@@ -4,7 +4,7 @@
 
 namespace qrobust::quant {
 
-QuantAwareTraining::QuantAwareTraining(models::ClassifierImpl& model, const config::QuantConfig& quant,
+QuantAwareTraining::QuantAwareTraining(models::ClassifierImpl& model, const QuantOptions& quant,
                                        int weight_bits, int act_bits)
     : model_(model), quant_(quant), weight_bits_(weight_bits), act_bits_(act_bits) {}
 
@@ -12,7 +12,7 @@ void QuantAwareTraining::begin_epoch(const std::vector<torch::Tensor>& calibrati
   ranges_ = std::make_unique<PostTrainingQuantizer>(model_, quant_);
   ranges_->calibrate(calibration);
   model_.train();
-  if (!quant_.bn_fold) return;
+  if (!quant_.bn_fold()) return;
   for (const auto& layer : model_.quant_layers())
     if (layer.norm) layer.norm->eval();
 }
@@ -27,7 +27,7 @@ QuantAwareTraining::QuantizedStep::QuantizedStep(QuantAwareTraining& owner) : ow
     if (bits == kFloatBits) continue;
     const auto& layer = layers[i];
     const auto weight = layer.weight();
-    auto gain = owner.quant_.bn_fold ? fold_gain(layer) : torch::Tensor();
+    auto gain = owner.quant_.bn_fold() ? fold_gain(layer) : torch::Tensor();
     // A channel with γ = 0 is zeroed by its batch norm whatever the weight; avoid 0/0.
     if (gain.defined()) gain = torch::where(gain == 0, torch::ones_like(gain), gain);
     const auto folded = gain.defined() ? weight * gain : weight;

@@ -17,7 +17,6 @@
 #include <optional>
 #include <vector>
 
-#include "config/config.h"
 #include "models/classifier.h"
 #include "quant/calibration.h"
 
@@ -25,7 +24,7 @@ namespace qrobust::quant {
 
 class QuantAwareTraining {
  public:
-  QuantAwareTraining(models::ClassifierImpl& model, const config::QuantConfig& quant, int weight_bits, int act_bits);
+  QuantAwareTraining(models::ClassifierImpl& model, const QuantOptions& quant, int weight_bits, int act_bits);
 
   // Calibrates the activation ranges on `calibration` (eval mode), then puts the model in
   // training mode with batch norms frozen when folding.
@@ -49,7 +48,7 @@ class QuantAwareTraining {
 
  private:
   models::ClassifierImpl& model_;
-  config::QuantConfig quant_;
+  QuantOptions quant_;
   int weight_bits_, act_bits_;
   std::unique_ptr<PostTrainingQuantizer> ranges_;  // this epoch's activation ranges
 };

@@ -1,6 +1,5 @@
 #include "quant/range_estimator.h"
 
-#include "util/errors.h"
 
 namespace qrobust::quant {
 namespace {
@@ -53,10 +52,11 @@ Range mse_range(const torch::Tensor& rows, const QuantizerSpec& spec) {
 Range estimate_range(const torch::Tensor& values, const EstimatorSpec& estimator, const QuantizerSpec& spec) {
   const auto rows = rows_of(values, spec.per_channel);
   Range range;
-  if (estimator.kind == "minmax") range = minmax_range(rows);
-  else if (estimator.kind == "percentile") range = percentile_range(rows, estimator.percentile, spec.symmetric);
-  else if (estimator.kind == "mse") range = mse_range(rows, spec);
-  else throw UsageError("unknown range estimator \"" + estimator.kind + "\" (known: minmax, percentile, mse)");
+  switch (estimator.kind) {
+    case Estimator::kMinMax: range = minmax_range(rows); break;
+    case Estimator::kPercentile: range = percentile_range(rows, estimator.percentile, spec.symmetric); break;
+    case Estimator::kMse: range = mse_range(rows, spec); break;
+  }
   return shaped(range.min, range.max, spec.per_channel);
 }
 
@@ -69,7 +69,7 @@ void ActivationObserver::observe(const torch::Tensor& activation) {
   min_ = min_.defined() ? torch::minimum(min_, lo) : lo;
   max_ = max_.defined() ? torch::maximum(max_, hi) : hi;
   seen_ += values.numel();
-  if (estimator_.kind == "minmax") return;
+  if (estimator_.kind == Estimator::kMinMax) return;
   // A uniform sample without replacement of everything seen so far, whatever the batch sizes:
   // every value gets a uniform random key and the sample_limit_ smallest keys are kept.
   const auto cpu = values.cpu();
@@ -89,9 +89,9 @@ Range ActivationObserver::range(const QuantizerSpec& spec) const {
   TORCH_CHECK(seen_ > 0, "ActivationObserver: nothing observed");
   QuantizerSpec tensor_spec = spec;
   tensor_spec.per_channel = false;
-  if (estimator_.kind == "minmax") return {min_.reshape({}), max_.reshape({})};
+  if (estimator_.kind == Estimator::kMinMax) return {min_.reshape({}), max_.reshape({})};
   auto sample = sample_;
-  if (estimator_.kind == "mse" && sample.numel() > (1 << 16)) {  // the error search needs fewer values
+  if (estimator_.kind == Estimator::kMse && sample.numel() > (1 << 16)) {  // the error search needs fewer values
     auto generator = at::detail::createCPUGenerator(0);
     sample = sample.index_select(0, torch::randperm(sample.numel(), generator, torch::kLong).narrow(0, 0, 1 << 16));
   }

@@ -11,12 +11,13 @@
 #include <memory>
 #include <string>
 
+#include "quant/options.h"
 #include "quant/quantizer.h"
 
 namespace qrobust::quant {
 
 struct EstimatorSpec {
-  std::string kind = "minmax";  // minmax | percentile | mse
+  Estimator kind = Estimator::kMinMax;
   double percentile = 99.99;
 };
 

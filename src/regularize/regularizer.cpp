@@ -258,31 +258,37 @@ class EveryKthStep : public Regularizer {
 };
 
 // Every step of the gradient-norm penalty, with both λs scaled by `scale`.
-std::unique_ptr<Regularizer> make_gradient_norm(const config::RegularizerConfig& config, double scale) {
-  const Norm kind = config.name == "grad_l1" ? Norm::kL1 : Norm::kL2;
-  const double lambda_w = scale * config.lambda_w, lambda_a = scale * config.lambda_a;
-  if (config.method == "finite_difference")
-    return std::make_unique<GradientNormFiniteDifference>(kind, lambda_w, lambda_a, config.fd_epsilon);
-  if (config.subbatch > 0) return std::make_unique<GradientNormSubbatch>(kind, lambda_w, lambda_a, config.subbatch);
+std::unique_ptr<Regularizer> make_gradient_norm(const RegularizerOptions& options, double scale) {
+  const Norm kind = options.penalty() == Penalty::kGradL1 ? Norm::kL1 : Norm::kL2;
+  const double lambda_w = scale * options.lambda_w(), lambda_a = scale * options.lambda_a();
+  if (options.method() == GradientMethod::kFiniteDifference)
+    return std::make_unique<GradientNormFiniteDifference>(kind, lambda_w, lambda_a, options.fd_epsilon());
+  if (options.subbatch() > 0) return std::make_unique<GradientNormSubbatch>(kind, lambda_w, lambda_a, options.subbatch());
   return std::make_unique<GradientNormDoubleBackprop>(kind, lambda_w, lambda_a);
 }
 
 }  // namespace
 
-std::unique_ptr<Regularizer> make_regularizer(const config::RegularizerConfig& config) {
-  if (config.is_gradient_norm()) {
-    if (config.lambda_w == 0 && config.lambda_a == 0) return make_plain();
-    if (config.every == 1) return make_gradient_norm(config, 1.0);
-    return std::make_unique<EveryKthStep>(make_gradient_norm(config, static_cast<double>(config.every)), config.every);
+std::unique_ptr<Regularizer> make_regularizer(const RegularizerOptions& options) {
+  switch (options.penalty()) {
+    case Penalty::kNone:
+      return make_plain();
+    case Penalty::kGradL1:
+    case Penalty::kGradL2:
+      if (options.lambda_w() == 0 && options.lambda_a() == 0) return make_plain();
+      if (options.every() == 1) return make_gradient_norm(options, 1.0);
+      return std::make_unique<EveryKthStep>(make_gradient_norm(options, static_cast<double>(options.every())), options.every());
+    case Penalty::kDqLipschitz:
+      if (options.lambda() == 0) return make_plain();
+      return std::make_unique<WeightPenalty>(options.lambda(), lipschitz_penalty);
+    case Penalty::kKurtosis: {
+      if (options.lambda() == 0) return make_plain();
+      const double target = options.kurtosis_target();
+      return std::make_unique<WeightPenalty>(options.lambda(),
+                                             [target](const torch::Tensor& w) { return kurtosis_penalty(w, target); });
+    }
   }
-  if (config.lambda == 0) return make_plain();
-  if (config.name == "dq_lipschitz") return std::make_unique<WeightPenalty>(config.lambda, lipschitz_penalty);
-  if (config.name == "kurtosis") {
-    const double target = config.kurtosis_target;
-    return std::make_unique<WeightPenalty>(config.lambda,
-                                           [target](const torch::Tensor& w) { return kurtosis_penalty(w, target); });
-  }
-  return make_plain();
+  throw std::logic_error("make_regularizer: a penalty without a step");  // unreachable: the switch is exhaustive
 }
 
 GradientNorms measure_gradient_norms(models::ClassifierImpl& model, const torch::Tensor& images,

@@ -40,8 +40,8 @@
 #include <utility>
 #include <vector>
 
-#include "config/config.h"
 #include "models/classifier.h"
+#include "regularize/options.h"
 
 namespace qrobust::regularize {
 
@@ -64,8 +64,8 @@ class Regularizer {
 
 // Cross-entropy only.
 std::unique_ptr<Regularizer> make_plain();
-// The configured penalty; a penalty whose λs are all zero is the plain step.
-std::unique_ptr<Regularizer> make_regularizer(const config::RegularizerConfig& config);
+// The penalty `options` describe; a penalty whose λs are all zero is the plain step.
+std::unique_ptr<Regularizer> make_regularizer(const RegularizerOptions& options);
 
 // Per-layer ‖∂CE/∂W_l‖₁ and per-point ‖∂CE/∂a_l‖₁ on a batch, in eval mode (the statistics
 // post-training quantization will see), leaving parameters and .grad untouched. These are the

@@ -5,6 +5,7 @@
 #include <map>
 #include <sstream>
 
+#include "config/quant_settings.h"
 #include "report/gnuplot.h"
 #include "stats/summary.h"
 #include "util/atomic_file.h"
@@ -93,12 +94,9 @@ nlohmann::json make_table(const std::string& experiment, const std::vector<Sweep
 
 namespace {
 
-std::string settings_text(const nlohmann::json& s) {
+std::string settings_text(const nlohmann::json& s, const std::string& source) {
   std::ostringstream out;
-  out << "weights " << s.value("weight_granularity", "?") << (s.value("weight_symmetric", true) ? " symmetric " : " asymmetric ")
-      << s.value("weight_estimator", "?") << ", activations " << (s.value("act_symmetric", false) ? "symmetric " : "asymmetric ")
-      << s.value("act_estimator", "?") << ", first/last layer " << s.value("first_last", "?") << ", BN folded "
-      << (s.value("bn_fold", true) ? "yes" : "no") << ", " << s.value("samples", 0) << " images, "
+  out << config::QuantSettings::from_json(s, source).describe() << ", " << s.value("samples", 0) << " images, "
       << s.value("calibration_samples", 0) << " calibration images x " << s.value("calibration_draws", 1) << " draws";
   return out.str();
 }
@@ -149,7 +147,7 @@ void write_table(const nlohmann::json& table, const std::string& dir) {
   for (const auto& t : table.at("tables")) {
     const auto quantizer = t.at("quantizer").get<std::string>();
     const auto split = t.at("split").get<std::string>();
-    md << "\n## " << quantizer << ", " << split << " split\n\n" << settings_text(t.at("settings")) << "\n\n";
+    md << "\n## " << quantizer << ", " << split << " split\n\n" << settings_text(t.at("settings"), "table " + quantizer + ", " + split) << "\n\n";
     header_row("variant");
     for (const auto& row : t.at("rows")) {
       const auto variant = row.at("variant").get<std::string>();

@@ -1,8 +1,6 @@
 #include "sweep/sweep.h"
 
 #include <chrono>
-#include <filesystem>
-#include <iomanip>
 #include <sstream>
 
 #include "quant/bn_fold.h"
@@ -10,7 +8,6 @@
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/trainer.h"
-#include "util/atomic_file.h"
 #include "util/errors.h"
 #include "util/progress.h"
 #include "util/provenance.h"
@@ -59,22 +56,23 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
   model.eval();
   prepared.float_predictions = train::predict(model, *prepared.images, splits.info, batch, device);
   prepared.reference = train::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
-  if (config.quant.bn_fold) quant::fold_batch_norms(model);
+  if (config.quant.bn_fold()) quant::fold_batch_norms(model);
   prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
   prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant);
   for (int64_t draw = 0; draw < draws; ++draw)
-    prepared.quantizer->calibrate(quant::calibration_batches(splits, config, device, draw));
+    prepared.quantizer->calibrate(quant::calibration_batches(splits, config.quant.calibration_samples(),
+                                                             static_cast<uint64_t>(config.seed), batch, device, draw));
   return prepared;
 }
 
 nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
                                const std::string& split) {
   // The quant settings flat (as readers of older files expect) and as one object (for comparing).
-  nlohmann::json header = config::to_json(config.quant);
-  header["calibration_samples"] = std::min(config.quant.calibration_samples, splits.train.size());  // as used
-  header["quant"] = config::to_json(config.quant);
+  nlohmann::json header = config.quant.to_json();
+  header["calibration_samples"] = std::min(config.quant.calibration_samples(), splits.train.size());  // as used
+  header["quant"] = config.quant.to_json();
   header["model"] = config.model.name;
-  header["dataset"] = config.data.dataset;
+  header["dataset"] = util::name_of(config.data.dataset, config::kDatasetNames);
   header["split"] = split;
   header["samples"] = evaluation_split(splits, split).size();
   header["seed"] = config.seed;
@@ -210,49 +208,6 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   header["libtorch"] = util::libtorch_version();
   header["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return {{"header", header}, {"rows", rows}};
-}
-
-void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
-  const auto& rows = sweep["rows"];
-  const bool top5 = rows[0].contains("top5");
-  const auto& h = sweep["header"];
-  const bool draws = h.value("calibration_draws", 1) > 1;
-  std::ostringstream md, csv;
-  md << "# " << h["model"].get<std::string>() << " on " << h["dataset"].get<std::string>() << " ("
-     << h["split"].get<std::string>() << " split, " << h["samples"] << " images)\n\n"
-     << "checkpoint `" << h["checkpoint"].get<std::string>() << "`; weights " << h["weight_granularity"].get<std::string>()
-     << (h["weight_symmetric"].get<bool>() ? " symmetric" : " asymmetric") << " " << h["weight_estimator"].get<std::string>()
-     << "; activations " << (h["act_symmetric"].get<bool>() ? "symmetric " : "asymmetric ")
-     << h["act_estimator"].get<std::string>() << "; first/last layer " << h["first_last"].get<std::string>()
-     << "; BN folded " << (h["bn_fold"].get<bool>() ? "yes" : "no") << "; " << h["calibration_samples"] << " calibration images"
-     << (draws ? " x " + std::to_string(h["calibration_draws"].get<int64_t>()) + " draws (accuracy: mean ± std [min, max]; other columns: means)"
-               : std::string())
-     << "\n\n"
-     << "| config | W bits | A bits | accuracy |" << (top5 ? " top-5 |" : "")
-     << " loss | KL to fp32 | first-order bound | loss increase |\n"
-     << "| --- | --- | --- | --- |" << (top5 ? " --- |" : "") << " --- | --- | --- | --- |\n";
-  csv << "config,weight_bits,act_bits,accuracy,accuracy_std,accuracy_min,accuracy_max," << (top5 ? "top5," : "")
-      << "loss,kl_to_fp32,first_order_bound,loss_increase\n";
-  md << std::fixed;
-  for (const auto& row : rows) {
-    md << "| " << row["config"].get<std::string>() << " | " << row["weight_bits"] << " | " << row["act_bits"] << " | "
-       << std::setprecision(2) << row["accuracy"].get<double>();
-    if (draws)
-      md << " ± " << row["accuracy_std"].get<double>() << " [" << row["accuracy_min"].get<double>() << ", "
-         << row["accuracy_max"].get<double>() << "]";
-    md << " | ";
-    if (top5) md << row["top5"].get<double>() << " | ";
-    md << std::setprecision(4) << row["loss"].get<double>() << " | " << row["kl_to_fp32"].get<double>() << " | "
-       << row["first_order_bound"].get<double>() << " | " << row["loss_increase"].get<double>() << " |\n";
-    csv << row["config"].get<std::string>() << "," << row["weight_bits"] << "," << row["act_bits"] << ","
-        << row["accuracy"].dump() << "," << row["accuracy_std"].dump() << "," << row["accuracy_min"].dump() << ","
-        << row["accuracy_max"].dump() << "," << (top5 ? row["top5"].dump() + "," : "") << row["loss"].dump() << ","
-        << row["kl_to_fp32"].dump() << "," << row["first_order_bound"].dump() << "," << row["loss_increase"].dump() << "\n";
-  }
-  const auto stem = std::filesystem::path(json_path).replace_extension("").string();
-  util::write_file_atomically(json_path, sweep.dump(2) + "\n");
-  util::write_file_atomically(stem + ".md", md.str());
-  util::write_file_atomically(stem + ".csv", csv.str());
 }
 
 }  // namespace qrobust::sweep

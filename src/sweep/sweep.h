@@ -86,7 +86,4 @@ nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::stri
 nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits& splits,
                            const config::ExperimentConfig& config, const SweepOptions& options, torch::Device device);
 
-// Writes FILE.json and, beside it, FILE.md and FILE.csv (each atomically).
-void write_sweep(const nlohmann::json& sweep, const std::string& json_path);
-
 }  // namespace qrobust::sweep

@@ -45,8 +45,8 @@ ImportedWeights import_torchvision(const TorchvisionImport& request) {
   config.name = std::filesystem::path(request.out).stem().string();
   config.model.name = request.model;
   config.model.width = imported.width == 64 ? 0 : imported.width;
-  config.data.dataset = "imagefolder";
-  config.data.root = config::default_data_root("imagefolder");
+  config.data.dataset = config::Dataset::kImageFolder;
+  config.data.root = config::default_data_root(config::Dataset::kImageFolder);
   config.data.image_size = request.image_size;
   config.data.resize = request.image_size * 256 / 224;
   auto model = models::make_model(request.model, {3, request.image_size, request.image_size, imported.num_classes},

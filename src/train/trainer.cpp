@@ -157,7 +157,8 @@ double measure_step_seconds(const config::ExperimentConfig& config, torch::Devic
   };
   step();
   // Whole cycles of an amortized penalty, starting where an epoch does.
-  const int64_t timed = (steps + config.regularizer.every - 1) / config.regularizer.every * config.regularizer.every;
+  const int64_t every = config.regularizer.every();
+  const int64_t timed = (steps + every - 1) / every * every;
   regularizer->begin_epoch();
   const auto start = Clock::now();
   for (int64_t i = 0; i < timed; ++i) step();
@@ -225,7 +226,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   const auto penalized = regularize::make_regularizer(config.regularizer);
   const auto probe = main_process ? probe_batch(splits, device) : data::Batch{};  // only rank 0 logs norms
   const auto quant_aware = make_quant_aware(config, *model);
-  const auto calibration = quant_aware ? quant::calibration_batches(splits, config, device) : std::vector<torch::Tensor>();
+  const auto calibration = quant_aware ? quant::calibration_batches(splits, config.quant.calibration_samples(),
+                                                                    static_cast<uint64_t>(config.seed),
+                                                                    config.data.eval_batch_size, device)
+                                        : std::vector<torch::Tensor>();
 
   double train_seconds = 0;
   int64_t trained_images = 0;
@@ -236,7 +240,8 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     if (options.observer) options.observer->on_epoch_start(epoch, config.train.epochs, batches.size(), splits.train.size());
     model->train();
     if (quant_aware) quant_aware->begin_epoch(calibration);
-    const bool penalty_active = config.regularizer.name != "none" && epoch >= config.regularizer.start_epoch;
+    const bool penalty_active =
+        config.regularizer.penalty() != regularize::Penalty::kNone && epoch >= config.regularizer.start_epoch();
     regularize::Regularizer& regularizer = penalty_active ? *penalized : *plain;
     regularizer.begin_epoch();
     const auto start = Clock::now();
@@ -325,10 +330,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   nlohmann::json metrics = {
       {"name", config.name},
       {"model", config.model.name},
-      {"regularizer", config.regularizer.name},
+      {"regularizer", config.regularizer.name()},
       {"parameters", model->parameter_count()},
       {"macs_per_image", models::macs_per_image(*model)},
-      {"dataset", config.data.dataset},
+      {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
       {"epochs", config.train.epochs},
       {"epochs_trained", config.train.last_epoch()},
       {"test", final_eval("test", splits.test)},

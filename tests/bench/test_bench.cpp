@@ -5,16 +5,22 @@
 
 using namespace qrobust;
 
-TEST_CASE("the penalty benchmark reports both steps, their ratio and the alternating rounds' median") {
+namespace {
+// A quick grad_l1 benchmark: one thread, no warm-up, 3 alternating rounds.
+bench::BenchOptions grad_l1_bench(int64_t batch, int64_t steps) {
   bench::BenchOptions options;
-  options.batch = 4;
-  options.steps = 1;
+  options.batch = batch;
+  options.steps = steps;
   options.warmup_steps = 0;
   options.threads = 1;
   options.alternate_rounds = 3;
-  options.regularizer.name = "grad_l1";
-  options.regularizer.lambda_w = 0.05;
-  options.regularizer.lambda_a = 0.05;
+  options.regularizer.penalty(regularize::Penalty::kGradL1).lambda_w(0.05).lambda_a(0.05);
+  return options;
+}
+}  // namespace
+
+TEST_CASE("the penalty benchmark reports both steps, their ratio and the alternating rounds' median") {
+  auto options = grad_l1_bench(4, 1);
   const auto out = bench::run_benchmark(options);
   const double plain = out["plain"]["step_seconds"], penalized = out["penalized"]["step_seconds"];
   CHECK(out["time_ratio"].get<double>() == Approx(penalized / plain));
@@ -31,15 +37,7 @@ TEST_CASE("the penalty benchmark reports both steps, their ratio and the alterna
 }
 
 TEST_CASE("the amortized penalties are timed in the same alternating rounds, each against that round's plain steps") {
-  bench::BenchOptions options;
-  options.batch = 8;
-  options.steps = 2;
-  options.warmup_steps = 0;
-  options.threads = 1;
-  options.alternate_rounds = 3;
-  options.regularizer.name = "grad_l1";
-  options.regularizer.lambda_w = 0.05;
-  options.regularizer.lambda_a = 0.05;
+  auto options = grad_l1_bench(8, 2);
   options.amortized = {"every=4", "subbatch=2,every=1", "method=finite_difference"};
   const auto out = bench::run_benchmark(options);
   const auto& amortized = out["alternating"]["amortized"];
@@ -57,11 +55,10 @@ TEST_CASE("the amortized penalties are timed in the same alternating rounds, eac
 }
 
 TEST_CASE("a bad amortized spec is a usage error naming it") {
-  config::RegularizerConfig grad_l1;
-  grad_l1.name = "grad_l1";
-  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).every == 3);
-  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).subbatch == 16);
-  auto error_of = [&](const std::string& spec, const config::RegularizerConfig& base) {
+  const auto grad_l1 = regularize::RegularizerOptions().penalty(regularize::Penalty::kGradL1);
+  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).every() == 3);
+  CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).subbatch() == 16);
+  auto error_of = [&](const std::string& spec, const regularize::RegularizerOptions& base) {
     try {
       bench::amortized_regularizer(base, spec, 128);
     } catch (const UsageError& e) {
@@ -76,8 +73,7 @@ TEST_CASE("a bad amortized spec is a usage error naming it") {
   CHECK(error_of("every", grad_l1) == "--amortized every: expected key=value, got \"every\"");
   CHECK(error_of("subbatch=8,method=finite_difference", grad_l1) ==
         "--amortized subbatch=8,method=finite_difference: subbatch applies to method double_backprop");
-  config::RegularizerConfig kurtosis;
-  kurtosis.name = "kurtosis";
+  const auto kurtosis = regularize::RegularizerOptions().penalty(regularize::Penalty::kKurtosis);
   CHECK(error_of("every=2", kurtosis) == "--amortized every=2: applies to --regularizer grad_l1 or grad_l2");
   bench::BenchOptions options;
   options.regularizer = grad_l1;

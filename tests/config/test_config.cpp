@@ -37,7 +37,7 @@ TEST_CASE("a valid config parses into typed fields with defaults filled in") {
   CHECK(c.name == "demo");
   CHECK(c.seed == 3);
   CHECK(c.threads == 2);
-  CHECK(c.data.dataset == "fashion_mnist");
+  CHECK(c.data.dataset == config::Dataset::kFashionMnist);
   CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");
   CHECK(c.data.batch_size == 64);
   CHECK(c.train.lr == Approx(0.05));
@@ -108,10 +108,10 @@ TEST_CASE("the regularizer section is validated") {
   const auto c = config::parse_config("train:\n  epochs: 10\nregularizer:\n  name: grad_l1\n  lambda_w: 0.05\n  lambda_a: 0.01\n"
                                       "  start_epoch: 5\n  method: finite_difference\n",
                                       "configs/x.yaml");
-  CHECK(c.regularizer.name == "grad_l1");
-  CHECK(c.regularizer.lambda_w == 0.05);
-  CHECK(c.regularizer.start_epoch == 5);
-  CHECK(c.regularizer.method == "finite_difference");
+  CHECK(c.regularizer.penalty() == regularize::Penalty::kGradL1);
+  CHECK(c.regularizer.lambda_w() == 0.05);
+  CHECK(c.regularizer.start_epoch() == 5);
+  CHECK(c.regularizer.method() == regularize::GradientMethod::kFiniteDifference);
   CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
   const auto k = config::parse_config("regularizer:\n  name: kurtosis\n  lambda: 1.0\n", "x");
   CHECK(config::to_yaml(config::parse_config(config::to_yaml(k), "again")) == config::to_yaml(k));
@@ -133,12 +133,12 @@ TEST_CASE("the amortized penalty options are validated and written back") {
   const auto c = config::parse_config("data:\n  batch_size: 64\nregularizer:\n  name: grad_l1\n  lambda_w: 0.1\n  every: 4\n"
                                       "  subbatch: 16\n",
                                       "x");
-  CHECK(c.regularizer.every == 4);
-  CHECK(c.regularizer.subbatch == 16);
+  CHECK(c.regularizer.every() == 4);
+  CHECK(c.regularizer.subbatch() == 16);
   CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
   const auto defaults = config::parse_config("regularizer:\n  name: grad_l2\n", "x");
-  CHECK(defaults.regularizer.every == 1);
-  CHECK(defaults.regularizer.subbatch == 0);
+  CHECK(defaults.regularizer.every() == 1);
+  CHECK(defaults.regularizer.subbatch() == 0);
   CHECK_THAT(error_of("regularizer:\n  name: grad_l1\n  every: 0\n"),
              Equals("configs/x.yaml:3: regularizer.every: must be 1..1000 (1: every step), got 0"));
   CHECK_THAT(error_of("data:\n  batch_size: 64\nregularizer:\n  name: grad_l1\n  subbatch: 64\n"),
@@ -154,10 +154,10 @@ TEST_CASE("the amortized penalty options are validated and written back") {
 
 TEST_CASE("the quant section is validated") {
   const auto c = config::parse_config("quant:\n  weight_granularity: per_channel\n  act_estimator: mse\n  first_last: int8\n", "x");
-  CHECK(c.quant.weight_granularity == "per_channel");
-  CHECK(c.quant.act_estimator == "mse");
-  CHECK(c.quant.first_last == "int8");
-  CHECK(c.quant.calibration_samples == 1024);
+  CHECK(c.quant.weight_granularity() == quant::Granularity::kPerChannel);
+  CHECK(c.quant.act_estimator() == quant::Estimator::kMse);
+  CHECK(c.quant.first_last() == quant::FirstLast::kInt8);
+  CHECK(c.quant.calibration_samples() == 1024);
   CHECK(config::to_yaml(config::parse_config(config::to_yaml(c), "again")) == config::to_yaml(c));
   CHECK_THAT(error_of("quant:\n  weight_estimator: kmeans\n"),
              Catch::StartsWith("configs/x.yaml:2: quant.weight_estimator: expected one of minmax, percentile, mse"));
@@ -226,4 +226,41 @@ TEST_CASE("numbers beyond float range and model names that overflow are config e
              Catch::StartsWith("configs/x.yaml:2: model.name: unknown model \"resnet99999999999999999999992\""));
   CHECK_THAT(error_of("model:\n  name: resnet1208\n"), Catch::Contains("unknown model"));
   CHECK_THAT(error_of("model:\n  width: 100000\n"), Catch::StartsWith("configs/x.yaml:2: model.width: must be in 0..4096"));
+}
+
+TEST_CASE("quant settings write, read back from a result header, compare and describe themselves") {
+  const auto c = config::parse_config("quant:\n  weight_granularity: per_channel\n  act_estimator: percentile\n  first_last: float\n"
+                                      "  bn_fold: false\n  calibration_samples: 77\n",
+                                      "x");
+  const auto again = config::QuantSettings::from_json(c.quant.to_json(), "h.json");
+  CHECK(again == c.quant);
+  CHECK(again.calibration_samples() == 77);
+  CHECK(again != config::QuantSettings());
+  auto other = c.quant;
+  other.calibration_samples(78);  // the setting the stale-sweep bug missed
+  CHECK(other != c.quant);
+  CHECK(c.quant.describe() ==
+        "weights per_channel symmetric minmax, activations asymmetric percentile, first/last layer float, BN folded no");
+  auto header = c.quant.to_json();
+  header["first_last"] = "sometimes";
+  CHECK_THROWS_WITH(config::QuantSettings::from_json(header, "h.json"),
+                    "h.json: header.first_last: not a known name: \"sometimes\"");
+  header.erase("first_last");
+  CHECK_THROWS_WITH(config::QuantSettings::from_json(header, "h.json"),
+                    Catch::StartsWith("h.json: the quant settings in its header are incomplete or mistyped"));
+}
+
+TEST_CASE("regularizer settings compare by the keys their penalty reads and describe themselves") {
+  auto parse = [](const std::string& text) { return config::parse_config(text, "x").regularizer; };
+  const auto l1 = parse("regularizer:\n  name: grad_l1\n  lambda_w: 3.0e-5\n  lambda_a: 1.0e-4\n  every: 4\n");
+  CHECK(l1.describe() == "grad_l1 (lambda_w 3e-05, lambda_a 0.0001, double_backprop, every 4)");
+  CHECK(parse("regularizer:\n  name: kurtosis\n  lambda: 0.01\n").describe() == "kurtosis (lambda 0.01)");
+  CHECK(parse("name: y\n").describe() == "none");
+  CHECK(l1 == parse("regularizer:\n  name: grad_l1\n  lambda_w: 3.0e-5\n  lambda_a: 1.0e-4\n  every: 4\n"));
+  CHECK(l1 != parse("regularizer:\n  name: grad_l1\n  lambda_w: 3.0e-5\n  lambda_a: 1.0e-4\n  every: 2\n"));
+  // A key the penalty does not read does not make two settings differ.
+  auto none = parse("name: y\n");
+  auto none_with_lambda = none;
+  none_with_lambda.lambda_w(1.0);
+  CHECK(none == none_with_lambda);
 }

@@ -80,7 +80,7 @@ TEST_CASE("an empty split is a data error naming the folder, not zero samples ev
   testing::TempDir dir;
   testing::write_idx(dir.path(), 10, 0, false);  // a test file with no images
   config::DataConfig config;
-  config.dataset = "fashion_mnist";
+  config.dataset = config::Dataset::kFashionMnist;
   config.root = dir.path();
   CHECK_THROWS_WITH(data::load_splits(config, 1),
                     Catch::StartsWith(dir.path()) && Catch::Contains("the test split has no images"));

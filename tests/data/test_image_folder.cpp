@@ -227,7 +227,7 @@ TEST_CASE("load_splits reads an ImageFolder tree with a held-out val split and a
   write_folder(dir.path(), "train", {"cat", "dog"}, 5, 40, 40);
   write_folder(dir.path(), "val", {"cat", "dog"}, 2, 40, 40);
   config::DataConfig config;
-  config.dataset = "imagefolder";
+  config.dataset = config::Dataset::kImageFolder;
   config.root = dir.path();
   config.image_size = 32;
   config.resize = 36;

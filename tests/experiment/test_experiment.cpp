@@ -17,7 +17,7 @@ namespace {
 std::string write_base(const testing::TempDir& dir, const std::string& data) {
   auto config = testing::tiny_config(data, 1);
   config.data.val_size = 32;
-  config.quant.calibration_samples = 32;
+  config.quant.calibration_samples(32);
   util::write_file_atomically(dir.file("base.yaml"), config::to_yaml(config));
   return dir.file("base.yaml");
 }
@@ -139,7 +139,7 @@ TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 1);
-  config.quant.calibration_samples = 16;
+  config.quant.calibration_samples(16);
   util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
   auto text = [&](const std::string& seeds) {
     return "name: seeds\nbase: " + work.file("base.yaml") + "\nseeds: " + seeds +
@@ -200,7 +200,7 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 3);
-  config.quant.calibration_samples = 16;
+  config.quant.calibration_samples(16);
   util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
   auto text = [&](const std::string& variants) {
     return "name: branch\nbase: " + work.file("base.yaml") + "\nbaseline: true\nbranch_epoch: 2\nvariants: {" + variants +

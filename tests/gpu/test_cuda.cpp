@@ -24,10 +24,7 @@ TEST_CASE("a grad-l1 training step on CUDA computes what the CPU step computes",
   // TF32 matrix products would round to 10 bits of mantissa; compare full float32.
   at::globalContext().setAllowTF32CuBLAS(false);
   at::globalContext().setAllowTF32CuDNN(false);
-  config::RegularizerConfig penalty;
-  penalty.name = "grad_l1";
-  penalty.lambda_w = 0.05;
-  penalty.lambda_a = 0.05;
+  const auto penalty = regularize::RegularizerOptions().penalty(regularize::Penalty::kGradL1).lambda_w(0.05).lambda_a(0.05);
   for (const std::string name : {"resnet20", "resnet18"}) {
     INFO(name);
     const models::InputSpec input{3, 32, 32, 10};

@@ -14,7 +14,7 @@ TEST_CASE("the calibration sample weighs every value equally, whatever the batch
   double counts[3] = {0, 0, 0};
   const int repeats = 40;
   for (int seed = 0; seed < repeats; ++seed) {
-    quant::ActivationObserver observer({"percentile", 99.0}, 256, static_cast<uint64_t>(seed));
+    quant::ActivationObserver observer({quant::Estimator::kPercentile, 99.0}, 256, static_cast<uint64_t>(seed));
     observer.observe(torch::full({500}, 1.0));
     observer.observe(torch::full({500}, 2.0));
     observer.observe(torch::full({24}, 3.0));
@@ -32,25 +32,29 @@ TEST_CASE("calibration draws are reproducible under the seed and differ from eac
   testing::TempDir data;
   testing::write_cifar10(data.path(), 40);
   auto config = testing::tiny_config(data.path(), 1);
-  config.quant.calibration_samples = 50;
+  config.quant.calibration_samples(50);
   const auto splits = data::load_splits(config.data, config.seed);
-  const auto first = quant::calibration_batches(splits, config, torch::kCPU, 0);
-  const auto again = quant::calibration_batches(splits, config, torch::kCPU, 0);
-  const auto second = quant::calibration_batches(splits, config, torch::kCPU, 1);
+  auto draw = [&](int64_t index) {
+    return quant::calibration_batches(splits, config.quant.calibration_samples(), static_cast<uint64_t>(config.seed),
+                                      config.data.eval_batch_size, torch::kCPU, index);
+  };
+  const auto first = draw(0);
+  const auto again = draw(0);
+  const auto second = draw(1);
   const auto all = [](const std::vector<torch::Tensor>& batches) { return torch::cat(batches); };
   CHECK(all(first).size(0) == 50);
   CHECK(torch::equal(all(first), all(again)));
-  CHECK(torch::equal(all(quant::calibration_batches(splits, config, torch::kCPU, 1)), all(second)));
+  CHECK(torch::equal(all(draw(1)), all(second)));
   CHECK_FALSE(torch::equal(all(first), all(second)));
   config.seed += 1;
-  CHECK_FALSE(torch::equal(all(quant::calibration_batches(splits, config, torch::kCPU, 0)), all(first)));
+  CHECK_FALSE(torch::equal(all(draw(0)), all(first)));
 }
 
 TEST_CASE("calibration draws give their own activation ranges; weight scopes restore the float weights") {
   torch::manual_seed(5);
   auto model = models::make_model("resnet8", {3, 8, 8, 10}, 4);
   model->eval();
-  config::QuantConfig quant;
+  quant::QuantOptions quant;
   quant::PostTrainingQuantizer quantizer(*model, quant);
   CHECK(quantizer.calibrate({torch::randn({16, 3, 8, 8})}) == 0);
   CHECK(quantizer.calibrate({torch::randn({16, 3, 8, 8}) * 3}) == 1);

@@ -39,8 +39,8 @@ models::Classifier copy_of(const models::Classifier& model) {
 TEST_CASE("a quantization-aware step computes what the sweep's BN-folded, quantized model computes") {
   std::vector<torch::Tensor> calibration;
   auto model = model_with_statistics(calibration);
-  config::QuantConfig quant;
-  quant.weight_granularity = GENERATE(as<std::string>{}, "per_tensor", "per_channel");
+  quant::QuantOptions quant;
+  quant.weight_granularity(GENERATE(quant::Granularity::kPerTensor, quant::Granularity::kPerChannel));
   const int bits = GENERATE(4, 8);
 
   auto deployed = copy_of(model);
@@ -76,7 +76,7 @@ TEST_CASE("a quantization-aware step computes what the sweep's BN-folded, quanti
 TEST_CASE("quantization-aware gradients are straight-through: the float gradient at the quantized weights") {
   std::vector<torch::Tensor> calibration;
   auto model = model_with_statistics(calibration);
-  config::QuantConfig quant;  // per-tensor min-max: no weight is clipped, so the STE mask is all ones
+  quant::QuantOptions quant;  // per-tensor min-max: no weight is clipped, so the STE mask is all ones
   quant::QuantAwareTraining qat(*model, quant, 4, 8);
   qat.begin_epoch(calibration);
   const auto images = torch::randn({8, 3, 16, 16});
@@ -113,14 +113,12 @@ TEST_CASE("quantization-aware gradients are straight-through: the float gradient
 TEST_CASE("quantization-aware training combines with the gradient penalty: it penalizes the quantized activations") {
   std::vector<torch::Tensor> calibration;
   auto model = model_with_statistics(calibration);
-  config::QuantConfig quant;
+  quant::QuantOptions quant;
   quant::QuantAwareTraining qat(*model, quant, 4, 4);
   qat.begin_epoch(calibration);
   const auto images = torch::randn({8, 3, 16, 16});
   const auto targets = torch::randint(0, 10, {8}, torch::kLong);
-  config::RegularizerConfig penalty;
-  penalty.name = "grad_l1";
-  penalty.lambda_a = 0.5;
+  const auto penalty = regularize::RegularizerOptions().penalty(regularize::Penalty::kGradL1).lambda_a(0.5);
 
   // By hand: the quantized forward, its activations recorded, one plain gradient.
   double expected = 0;

@@ -36,7 +36,7 @@ TEST_CASE("fake quantization equals dequant(clamp(round(x/s)+z)) per tensor and 
       for (bool per_channel : {false, true}) {
         INFO("bits " << bits << " symmetric " << symmetric << " per channel " << per_channel);
         const QuantizerSpec spec{bits, symmetric, per_channel};
-        const auto range = estimate_range(x, {"minmax"}, spec);
+        const auto range = estimate_range(x, {Estimator::kMinMax}, spec);
         const auto params = affine_params(range.min, range.max, spec);
         const auto out = fake_quantize(x, params);
         CHECK(torch::allclose(out, reference(x, params.scale, params.zero_point, params.quant_min, params.quant_max), 1e-5, 1e-6));
@@ -83,11 +83,11 @@ TEST_CASE("range estimators on known distributions") {
   auto gaussian = torch::randn({100000});
   gaussian.narrow(0, 0, 10).fill_(40.0);  // a few outliers
   const QuantizerSpec four_bit{4, true, false};
-  const auto minmax = estimate_range(gaussian, {"minmax"}, four_bit);
+  const auto minmax = estimate_range(gaussian, {Estimator::kMinMax}, four_bit);
   CHECK(minmax.max.item<double>() == Approx(40.0));
-  const auto percentile = estimate_range(gaussian, {"percentile", 99.0}, four_bit);
+  const auto percentile = estimate_range(gaussian, {Estimator::kPercentile, 99.0}, four_bit);
   CHECK(percentile.max.item<double>() == Approx(2.576).epsilon(0.03));  // 99th percentile of |N(0,1)|
-  const auto mse = estimate_range(gaussian, {"mse"}, four_bit);
+  const auto mse = estimate_range(gaussian, {Estimator::kMse}, four_bit);
   CHECK(mse.max.item<double>() < 0.5 * minmax.max.item<double>());
   // And its choice has the lower error.
   auto error = [&](const Range& r) {
@@ -95,34 +95,34 @@ TEST_CASE("range estimators on known distributions") {
   };
   CHECK(error(mse) < error(minmax));
   // mse depends on the bit-width: more bits, less clipping.
-  const auto mse8 = estimate_range(gaussian, {"mse"}, {8, true, false});
+  const auto mse8 = estimate_range(gaussian, {Estimator::kMse}, {8, true, false});
   CHECK(mse8.max.item<double>() > mse.max.item<double>());
   // Per channel: one range per output channel.
   const auto w = torch::randn({6, 10}) * torch::arange(1, 7).view({6, 1});
-  const auto per_channel = estimate_range(w, {"minmax"}, {8, true, true});
+  const auto per_channel = estimate_range(w, {Estimator::kMinMax}, {8, true, true});
   CHECK(per_channel.max.sizes() == torch::IntArrayRef({6}));
   CHECK(torch::allclose(per_channel.max, std::get<0>(w.max(1))));
 }
 
 TEST_CASE("the activation observer keeps exact extremes and a bounded sample") {
-  ActivationObserver minmax({"minmax"});
+  ActivationObserver minmax({Estimator::kMinMax});
   minmax.observe(torch::tensor({1.0, 2.0}));
   minmax.observe(torch::tensor({-3.0, 0.5}));
   const auto r = minmax.range({8, false, false});
   CHECK(r.min.item<double>() == -3.0);
   CHECK(r.max.item<double>() == 2.0);
-  ActivationObserver percentile({"percentile", 90.0}, /*sample_limit=*/5000);
+  ActivationObserver percentile({Estimator::kPercentile, 90.0}, /*sample_limit=*/5000);
   for (int i = 0; i < 10; ++i) percentile.observe(torch::arange(0, 1000).to(torch::kFloat));
   CHECK(percentile.range({8, false, false}).max.item<double>() == Approx(900).epsilon(0.05));
 }
 
 TEST_CASE("the first/last policy keeps the first and last layer at the sweep's bits, 8 bits or float") {
-  CHECK(policy_bits("quantize", 0, 5, 4) == 4);
-  CHECK(policy_bits("int8", 0, 5, 4) == 8);
-  CHECK(policy_bits("int8", 4, 5, 4) == 8);
-  CHECK(policy_bits("int8", 2, 5, 4) == 4);
-  CHECK(policy_bits("float", 4, 5, 4) == kFloatBits);
-  CHECK(policy_bits("int8", 0, 5, kFloatBits) == kFloatBits);  // a float configuration stays float
+  CHECK(policy_bits(FirstLast::kQuantize, 0, 5, 4) == 4);
+  CHECK(policy_bits(FirstLast::kInt8, 0, 5, 4) == 8);
+  CHECK(policy_bits(FirstLast::kInt8, 4, 5, 4) == 8);
+  CHECK(policy_bits(FirstLast::kInt8, 2, 5, 4) == 4);
+  CHECK(policy_bits(FirstLast::kFloat, 4, 5, 4) == kFloatBits);
+  CHECK(policy_bits(FirstLast::kInt8, 0, 5, kFloatBits) == kFloatBits);  // a float configuration stays float
 }
 
 TEST_CASE("the no-gradient per-tensor path equals LibTorch's fake-quantize op bit for bit") {

@@ -29,15 +29,14 @@ class TinyNetImpl : public models::ClassifierImpl {
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
 };
 
-config::RegularizerConfig penalty(const std::string& name, double lambda_w, double lambda_a, double lambda = 0,
-                                  const std::string& method = "double_backprop") {
-  config::RegularizerConfig c;
-  c.name = name;
-  c.lambda_w = lambda_w;
-  c.lambda_a = lambda_a;
-  c.lambda = lambda;
-  c.method = method;
-  return c;
+regularize::RegularizerOptions penalty(const std::string& name, double lambda_w, double lambda_a, double lambda = 0,
+                                       const std::string& method = "double_backprop") {
+  return regularize::RegularizerOptions()
+      .penalty(*util::value_of(name, regularize::kPenaltyNames))
+      .lambda_w(lambda_w)
+      .lambda_a(lambda_a)
+      .lambda(lambda)
+      .method(*util::value_of(method, regularize::kGradientMethodNames));
 }
 
 struct Objective {
@@ -91,7 +90,7 @@ TEST_CASE("each penalty's training gradient equals a central finite difference o
   model->to(torch::kDouble);
   const auto x = torch::randn({5, 1, 4, 4}, torch::kDouble);
   const auto y = torch::randint(0, 3, {5}, torch::kLong);
-  for (const auto& [label, config] : {std::pair<std::string, config::RegularizerConfig>{"grad_l1", penalty("grad_l1", 0.3, 0.7)},
+  for (const auto& [label, config] : {std::pair<std::string, regularize::RegularizerOptions>{"grad_l1", penalty("grad_l1", 0.3, 0.7)},
                                       {"grad_l1 weights only", penalty("grad_l1", 0.5, 0)},
                                       {"grad_l1 activations only", penalty("grad_l1", 0, 0.5)},
                                       {"grad_l2", penalty("grad_l2", 0.3, 0.7)},
@@ -153,7 +152,7 @@ TEST_CASE("the finite-difference gradient approaches double backprop on a smooth
     INFO(name);
     auto exact = regularize::make_regularizer(penalty(name, 0.4, 0.6));
     auto config = penalty(name, 0.4, 0.6, 0, "finite_difference");
-    config.fd_epsilon = 1e-7;
+    config.fd_epsilon(1e-7);
     auto approximate = regularize::make_regularizer(config);
     const auto a = run_step(*exact, *model, x, y), b = run_step(*approximate, *model, x, y);
     CHECK(a.value == Approx(b.value));
@@ -183,7 +182,8 @@ TEST_CASE("every penalty runs on every shipped model with batch norm in train mo
     for (const auto& config : {penalty("grad_l1", 0.1, 0.1), penalty("grad_l2", 0.1, 0.1),
                                penalty("grad_l1", 0.1, 0.1, 0, "finite_difference"), penalty("dq_lipschitz", 0, 0, 0.01),
                                penalty("kurtosis", 0, 0, 0.01)}) {
-      INFO(name << " " << config.name << " " << config.method);
+      INFO(name << " " << util::name_of(config.penalty(), regularize::kPenaltyNames) << " "
+                << util::name_of(config.method(), regularize::kGradientMethodNames));
       torch::manual_seed(1);
       auto model = models::make_model(name, {3, 32, 32, 10}, width);
       model->train();
@@ -248,7 +248,7 @@ TEST_CASE("subbatch: CE's gradient on the whole batch plus the exact penalty's o
     auto config = penalty(name, 0.4, 0.6);
     auto exact = regularize::make_regularizer(config);
     auto plain = regularize::make_plain();
-    config.subbatch = m;
+    config.subbatch(m);
     auto sub = regularize::make_regularizer(config);
     // Reference from the exact and plain steps: plain(all) + exact(first m) − plain(first m).
     const auto x_m = x.narrow(0, 0, m), y_m = y.narrow(0, 0, m);
@@ -276,7 +276,7 @@ TEST_CASE("subbatch: the penalty's extra forward pass leaves batch-norm running 
     return out;
   };
   auto config = penalty("grad_l1", 0.1, 0.1);
-  config.subbatch = 4;
+  config.subbatch(4);
   auto plain = regularize::make_plain();
   auto sub = regularize::make_regularizer(config);
   auto exact_on_first_four = [&] {  // what the buffers would be if the second pass kept its update
@@ -307,9 +307,8 @@ TEST_CASE("every k: the penalized step with k times lambda on steps 0, k, 2k of 
     INFO(method);
     auto config = penalty("grad_l1", 0.2, 0.3, 0, method);
     auto scaled = config;
-    scaled.lambda_w *= 3;
-    scaled.lambda_a *= 3;
-    config.every = 3;
+    scaled.lambda_w(3 * config.lambda_w()).lambda_a(3 * config.lambda_a());
+    config.every(3);
     auto every = regularize::make_regularizer(config);
     auto penalized = regularize::make_regularizer(scaled);
     auto plain = regularize::make_plain();

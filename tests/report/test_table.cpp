@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <tuple>
 
+#include "config/quant_settings.h"
 #include "report/table.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
@@ -10,8 +11,11 @@
 using namespace qrobust;
 
 namespace {
+// A sweep header holds every quant setting flat (sweep/sweep.h).
 nlohmann::json sweep_doc(double fp32, double w4a4, const std::string& granularity) {
-  return {{"header", {{"weight_granularity", granularity}, {"samples", 100}, {"checkpoint", "x"}}},
+  auto header = config::QuantSettings().to_json();
+  header.update({{"weight_granularity", granularity}, {"samples", 100}, {"checkpoint", "x"}});
+  return {{"header", header},
           {"rows", {{{"config", "fp32"}, {"accuracy", fp32}}, {{"config", "w4a4"}, {"accuracy", w4a4}}}}};
 }
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "quant/bn_fold.h"
 #include "report/sensitivity.h"
+#include "report/sweep_files.h"
 #include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "test_support.h"
@@ -23,7 +24,7 @@ struct TrainedRun {
   TrainedRun() {
     testing::write_cifar10(data.path(), 48);
     config = testing::tiny_config(data.path(), 2);
-    config.quant.calibration_samples = 64;
+    config.quant.calibration_samples(64);
     train::TrainOptions options;
     options.run_dir = runs.file("run");
     train::train(config, options);
@@ -68,7 +69,7 @@ TEST_CASE("a sweep at 32/32 reproduces eval exactly, 16/16 within 0.1 points, an
     CHECK(header.contains(key));
 
   testing::TempDir out;
-  sweep::write_sweep(result, out.file("s.json"));
+  report::write_sweep(result, out.file("s.json"));
   CHECK(nlohmann::json::parse(util::read_file(out.file("s.json"))) == result);
   const auto csv = util::read_file(out.file("s.csv"));
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 5);
@@ -116,7 +117,7 @@ TEST_CASE("calibration draws: rows report the mean and spread of independent sam
   CHECK(result["rows"][3]["accuracy_draws"].size() == 1);
   CHECK(result["rows"][3]["accuracy"] == single["rows"][3]["accuracy"]);
   testing::TempDir out;
-  sweep::write_sweep(result, out.file("d.json"));
+  report::write_sweep(result, out.file("d.json"));
   CHECK_THAT(util::read_file(out.file("d.md")), Catch::Contains("x 3 draws") && Catch::Contains(" ± "));
 }
 

@@ -9,7 +9,7 @@ TEST_CASE("cosine schedule with warm-up") {
   t.epochs = 10;
   t.lr = 0.1;
   t.warmup_epochs = 2;
-  t.schedule = "cosine";
+  t.schedule = config::Schedule::kCosine;
   CHECK(train::learning_rate(t, 0, 0, 10) == Approx(0.1 * 0.1 / 2));  // first step of warm-up
   CHECK(train::learning_rate(t, 1, 0, 10) == Approx(0.1 * 1.1 / 2));
   CHECK(train::learning_rate(t, 2, 0, 10) == Approx(0.1));  // warm-up done: cosine starts at lr
@@ -21,7 +21,7 @@ TEST_CASE("multistep schedule multiplies by gamma at each milestone") {
   config::TrainConfig t;
   t.epochs = 10;
   t.lr = 1.0;
-  t.schedule = "multistep";
+  t.schedule = config::Schedule::kMultistep;
   t.milestones = {3, 6};
   t.gamma = 0.1;
   CHECK(train::learning_rate(t, 2, 5, 10) == Approx(1.0));

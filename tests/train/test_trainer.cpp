@@ -73,12 +73,10 @@ TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as
   plain.data.val_size = 20;
   // 4 steps an epoch: a penalty every 3rd step must count them from each epoch's start.
   auto amortized = plain;
-  amortized.regularizer.name = "grad_l1";
-  amortized.regularizer.lambda_w = amortized.regularizer.lambda_a = 0.01;
-  amortized.regularizer.every = 3;
+  amortized.regularizer.penalty(regularize::Penalty::kGradL1).lambda_w(0.01).lambda_a(0.01).every(3);
   for (const auto& config : {plain, amortized}) {
-    INFO(config.regularizer.name);
-    const std::string label = config.regularizer.name;
+    const std::string label = config.regularizer.name();
+    INFO(label);
 
     train::TrainOptions straight;
     straight.run_dir = runs.file(label + "_straight");
@@ -121,7 +119,7 @@ TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpo
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 3);
   // The learning rate explodes after epoch 1.
-  config.train.schedule = "multistep";
+  config.train.schedule = config::Schedule::kMultistep;
   config.train.milestones = {1};
   config.train.gamma = 1e30;
   train::TrainOptions options;
@@ -201,10 +199,7 @@ TEST_CASE("the penalty starts at start_epoch and every epoch logs per-layer grad
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 2);
-  config.regularizer.name = "grad_l1";
-  config.regularizer.lambda_w = 0.01;
-  config.regularizer.lambda_a = 0.01;
-  config.regularizer.start_epoch = 1;
+  config.regularizer.penalty(regularize::Penalty::kGradL1).lambda_w(0.01).lambda_a(0.01).start_epoch(1);
   train::TrainOptions options;
   options.run_dir = runs.file("run");
   train::train(config, options);
@@ -230,8 +225,7 @@ TEST_CASE("a penalty that overflows stops the run like a NaN loss") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 1);
-  config.regularizer.name = "dq_lipschitz";
-  config.regularizer.lambda = 1e308;
+  config.regularizer.penalty(regularize::Penalty::kDqLipschitz).lambda(1e308);
   train::TrainOptions options;
   options.run_dir = runs.file("run");
   CHECK_THROWS_WITH(train::train(config, options),
@@ -242,7 +236,7 @@ TEST_CASE("quantization-aware fine-tuning keeps batch-norm statistics frozen and
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 1);
-  config.quant.calibration_samples = 32;
+  config.quant.calibration_samples(32);
   train::TrainOptions first;
   first.run_dir = runs.file("float");
   train::train(config, first);
