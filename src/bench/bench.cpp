@@ -172,9 +172,10 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     out["penalized"]["lambda_a"] = options.regularizer.lambda_a();
     out["penalized"]["lambda"] = options.regularizer.lambda();
     if (options.compare_layer_ops) {
-      models::set_custom_layer_ops(false);
-      auto& libtorch = out["penalized_libtorch_layers"] = train_phase(*penalized);
-      models::set_custom_layer_ops(true);
+      auto& libtorch = out["penalized_libtorch_layers"] = [&] {
+        models::LibTorchLayerOpsGuard libtorch_ops;
+        return train_phase(*penalized);
+      }();
       libtorch["time_ratio"] = libtorch["step_seconds"].get<double>() / out["plain"]["step_seconds"].get<double>();
       libtorch["peak_rss_ratio"] = libtorch["peak_rss_bytes"].get<double>() / out["plain"]["peak_rss_bytes"].get<double>();
     }

@@ -1,7 +1,5 @@
 #include "models/layer_ops.h"
 
-#include <atomic>
-
 namespace qrobust::models {
 namespace {
 using torch::Tensor;
@@ -249,13 +247,13 @@ class ReluFunction : public torch::autograd::Function<ReluFunction> {
   }
 };
 
-std::atomic<bool> g_custom_layer_ops{true};
+thread_local bool t_custom_layer_ops = true;
 
 template <typename Norm>
 torch::Tensor apply_batch_norm(const torch::Tensor& input, Norm& norm) {
   const auto& o = norm.options;
   // Evaluation mode (running statistics), and options the models do not use, take LibTorch's path.
-  if (!g_custom_layer_ops || !norm.is_training() || !o.affine() || !o.track_running_stats() || !o.momentum())
+  if (!t_custom_layer_ops || !norm.is_training() || !o.affine() || !o.track_running_stats() || !o.momentum())
     return norm.forward(input);
   TORCH_CHECK(input.numel() / input.size(1) > 1, "Expected more than 1 value per channel when training, got input size ",
               input.sizes());
@@ -266,10 +264,11 @@ torch::Tensor apply_batch_norm(const torch::Tensor& input, Norm& norm) {
 
 }  // namespace
 
-void set_custom_layer_ops(bool enabled) { g_custom_layer_ops = enabled; }
+LibTorchLayerOpsGuard::LibTorchLayerOpsGuard() : previous_(t_custom_layer_ops) { t_custom_layer_ops = false; }
+LibTorchLayerOpsGuard::~LibTorchLayerOpsGuard() { t_custom_layer_ops = previous_; }
 
 torch::Tensor relu(const torch::Tensor& input) {
-  return g_custom_layer_ops ? ReluFunction::apply(input) : torch::relu(input);
+  return t_custom_layer_ops ? ReluFunction::apply(input) : torch::relu(input);
 }
 
 torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm1dImpl& norm) {
@@ -281,7 +280,7 @@ torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl&
 }
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
-  if (!g_custom_layer_ops) return conv.forward(input);
+  if (!t_custom_layer_ops) return conv.forward(input);
   auto out = ConvFunction::apply(input, conv.weight, geometry_of(conv));
   if (conv.bias.defined()) out = out + conv.bias.view({1, -1, 1, 1});
   return out;

@@ -23,8 +23,18 @@ torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl&
 // relu(x); its double backward skips LibTorch's explicit zero gradient for x.
 torch::Tensor relu(const torch::Tensor& input);
 
-// Process-wide switch (on by default) so that `qrobust bench --compare-layer-ops` can time
-// these against LibTorch's own modules in one run.
-void set_custom_layer_ops(bool enabled);
+// While alive, models on this thread use LibTorch's own convolution, batch norm and ReLU
+// instead, so that `qrobust bench --compare-layer-ops` can time both in one run. Like
+// torch::NoGradGuard, it restores the previous mode when it closes.
+class LibTorchLayerOpsGuard {
+ public:
+  LibTorchLayerOpsGuard();
+  ~LibTorchLayerOpsGuard();
+  LibTorchLayerOpsGuard(const LibTorchLayerOpsGuard&) = delete;
+  LibTorchLayerOpsGuard& operator=(const LibTorchLayerOpsGuard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 }  // namespace qrobust::models

@@ -35,14 +35,12 @@ c10::Dict<std::string, torch::Tensor> model_state(const models::ClassifierImpl& 
   return state;
 }
 
-// The checkpoint's top-level dict, after its format tag.
-const io::Value& checkpoint_dict(const io::TorchArchive& archive) {
-  const auto& path = archive.path();
+// Refuses a file whose top-level dict does not carry qrobust's format tag.
+void require_format_tag(const io::TorchArchive& archive) {
   const io::Value& root = archive.root();
   const io::Value* format = root.is(io::Value::Kind::kDict) ? root.find("format") : nullptr;
   if (format == nullptr || !format->is(io::Value::Kind::kString) || format->text() != kFormat)
-    throw RuntimeFailure(path + ": not a qrobust checkpoint (no \"" + std::string(kFormat) + "\" format tag)");
-  return root;
+    throw RuntimeFailure(archive.path() + ": not a qrobust checkpoint (no \"" + std::string(kFormat) + "\" format tag)");
 }
 
 // Field `key` of the checkpoint, of the kind the loader needs.
@@ -57,7 +55,7 @@ const io::Value& field(const io::TorchArchive& archive, const std::string& key, 
 
 CheckpointInfo info_from(const io::TorchArchive& archive) {
   using K = io::Value::Kind;
-  checkpoint_dict(archive);
+  require_format_tag(archive);
   CheckpointInfo info;
   info.architecture = field(archive, "architecture", K::kString).text();
   info.num_classes = field(archive, "num_classes", K::kInt).integer();

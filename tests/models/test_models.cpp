@@ -222,3 +222,20 @@ TEST_CASE("multiply-accumulates per image are every convolution's and linear lay
                                (64 * 128 + 128 * 128) * 9 * 64 + 128 * 16 * 256 + 256 * 10;
   CHECK(models::macs_per_image(*vgg) == vgg_expected);
 }
+
+TEST_CASE("LibTorchLayerOpsGuard switches this thread to LibTorch's layer ops and restores the previous mode") {
+  const auto x = torch::randn({2, 3}, torch::requires_grad());
+  const auto node = [&] { return models::relu(x).grad_fn()->name(); };
+  const std::string custom = node();
+  {
+    models::LibTorchLayerOpsGuard libtorch_ops;
+    const std::string libtorch = node();
+    CHECK(libtorch != custom);
+    {
+      models::LibTorchLayerOpsGuard nested;
+      CHECK(node() == libtorch);
+    }
+    CHECK(node() == libtorch);  // the inner guard restored the outer one's mode
+  }
+  CHECK(node() == custom);
+}
