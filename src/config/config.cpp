@@ -18,12 +18,6 @@ void require(bool ok, YamlSection& section, const std::string& key, const std::s
   if (!ok) section.fail(key, message);
 }
 
-std::string str(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
 DataConfig read_data(YamlSection s) {
   DataConfig d;
   d.dataset = s.choice("dataset", d.dataset, kDatasetNames);
@@ -78,13 +72,13 @@ TrainConfig read_train(YamlSection s) {
   t.epochs = s.integer("epochs", t.epochs);
   require(t.epochs >= 1, s, "epochs", "must be at least 1, got " + std::to_string(t.epochs));
   t.lr = s.number("lr", t.lr);
-  require(t.lr > 0, s, "lr", "must be > 0, got " + str(t.lr));
+  require(t.lr > 0, s, "lr", "must be > 0, got " + number_text(t.lr));
   t.momentum = s.number("momentum", t.momentum);
-  require(t.momentum >= 0 && t.momentum < 1, s, "momentum", "must be in [0, 1), got " + str(t.momentum));
+  require(t.momentum >= 0 && t.momentum < 1, s, "momentum", "must be in [0, 1), got " + number_text(t.momentum));
   t.nesterov = s.boolean("nesterov", t.nesterov);
   require(!t.nesterov || t.momentum > 0, s, "nesterov", "needs momentum > 0");
   t.weight_decay = s.number("weight_decay", t.weight_decay);
-  require(t.weight_decay >= 0, s, "weight_decay", "must be >= 0, got " + str(t.weight_decay));
+  require(t.weight_decay >= 0, s, "weight_decay", "must be >= 0, got " + number_text(t.weight_decay));
   t.schedule = s.choice("schedule", t.schedule, kScheduleNames);
   t.milestones = s.integers("milestones", t.milestones);
   if (t.schedule == Schedule::kMultistep) require(!t.milestones.empty(), s, "milestones", "multistep needs at least one milestone");
@@ -94,10 +88,10 @@ TrainConfig read_train(YamlSection s) {
     require(i == 0 || t.milestones[i] > t.milestones[i - 1], s, "milestones", "must be increasing");
   }
   t.gamma = s.number("gamma", t.gamma);
-  require(t.gamma > 0, s, "gamma", "must be > 0, got " + str(t.gamma));
+  require(t.gamma > 0, s, "gamma", "must be > 0, got " + number_text(t.gamma));
   t.warmup_epochs = s.number("warmup_epochs", t.warmup_epochs);
   require(t.warmup_epochs >= 0 && t.warmup_epochs < static_cast<double>(t.epochs), s, "warmup_epochs",
-          "must be in [0, epochs), got " + str(t.warmup_epochs));
+          "must be in [0, epochs), got " + number_text(t.warmup_epochs));
   t.init_from = s.text("init_from", t.init_from);
   t.stop_after = s.integer("stop_after", t.stop_after);
   require(t.stop_after >= 0 && t.stop_after <= t.epochs, s, "stop_after",

@@ -12,11 +12,8 @@ QuantSettings QuantSettings::read(YamlSection s) {
   q.weight_estimator(s.choice("weight_estimator", q.weight_estimator(), quant::kEstimatorNames));
   q.act_estimator(s.choice("act_estimator", q.act_estimator(), quant::kEstimatorNames));
   q.percentile(s.number("percentile", q.percentile()));
-  if (!(q.percentile() > 50 && q.percentile() <= 100)) {
-    std::ostringstream got;
-    got << q.percentile();
-    s.fail("percentile", "must be in (50, 100], got " + got.str());
-  }
+  if (!(q.percentile() > 50 && q.percentile() <= 100))
+    s.fail("percentile", "must be in (50, 100], got " + number_text(q.percentile()));
   q.first_last(s.choice("first_last", q.first_last(), quant::kFirstLastNames));
   q.bn_fold(s.boolean("bn_fold", q.bn_fold()));
   q.calibration_samples(s.integer("calibration_samples", q.calibration_samples()));

@@ -3,15 +3,6 @@
 #include <sstream>
 
 namespace qrobust::config {
-namespace {
-
-std::string str(double value) {
-  std::ostringstream out;
-  out << value;
-  return out.str();
-}
-
-}  // namespace
 
 RegularizerSettings RegularizerSettings::read(YamlSection s, int64_t epochs, int64_t batch_size) {
   using regularize::GradientMethod;
@@ -29,19 +20,18 @@ RegularizerSettings RegularizerSettings::read(YamlSection s, int64_t epochs, int
   if (s.has("method") && !grad_norm)
     s.fail("method", std::string("finite_difference and double_backprop apply to gradient-norm penalties (grad_l1, grad_l2), not ") +
                          r.name());
-  r.lambda_w(s.number("lambda_w", r.lambda_w()));
-  if (r.lambda_w() < 0) s.fail("lambda_w", "must be >= 0, got " + str(r.lambda_w()));
-  r.lambda_a(s.number("lambda_a", r.lambda_a()));
-  if (r.lambda_a() < 0) s.fail("lambda_a", "must be >= 0, got " + str(r.lambda_a()));
-  r.lambda(s.number("lambda", r.lambda()));
-  if (r.lambda() < 0) s.fail("lambda", "must be >= 0, got " + str(r.lambda()));
+  for (auto [key, value] : {std::pair<const char*, double*>{"lambda_w", &r.lambda_w()}, {"lambda_a", &r.lambda_a()},
+                             {"lambda", &r.lambda()}}) {
+    *value = s.number(key, *value);
+    if (*value < 0) s.fail(key, "must be >= 0, got " + number_text(*value));
+  }
   r.kurtosis_target(s.number("kurtosis_target", r.kurtosis_target()));
   r.start_epoch(s.integer("start_epoch", r.start_epoch()));
   if (r.start_epoch() < 0 || r.start_epoch() >= epochs)
     s.fail("start_epoch", "must be in 0..epochs-1 (" + std::to_string(epochs - 1) + "), got " + std::to_string(r.start_epoch()));
   r.method(s.choice("method", r.method(), regularize::kGradientMethodNames));
   r.fd_epsilon(s.number("fd_epsilon", r.fd_epsilon()));
-  if (!(r.fd_epsilon() > 0)) s.fail("fd_epsilon", "must be > 0, got " + str(r.fd_epsilon()));
+  if (!(r.fd_epsilon() > 0)) s.fail("fd_epsilon", "must be > 0, got " + number_text(r.fd_epsilon()));
   r.every(s.integer("every", r.every()));
   if (r.every() < 1 || r.every() > 1000)
     s.fail("every", "must be 1..1000 (1: every step), got " + std::to_string(r.every()));

@@ -258,6 +258,12 @@ std::vector<std::string> YamlSection::strings(const std::string& key, const std:
   return out;
 }
 
+std::string number_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
 std::string YamlSection::choice(const std::string& key, const std::string& fallback,
                                 const std::vector<std::string>& choices) {
   const std::string value = text(key, fallback);

@@ -33,6 +33,9 @@ YAML::Node parse_yaml(const std::string& text, const std::string& file);
 // Applies "a.b.c=value" (value parsed as YAML) to `root`, recording the path in `origin`.
 void apply_override(YAML::Node& root, const std::string& assignment, YamlOrigin& origin);
 
+// A number as error messages quote it (shortest stream form: 0.0001, 3e-05).
+std::string number_text(double value);
+
 class YamlSection {
  public:
   // `path` is the dotted key path of `node` ("" for the document root).
