@@ -11,18 +11,19 @@
 
 #include "bench/bench.h"
 #include "config/config.h"
+#include "console_observer.h"
 #include "data/datasets.h"
+#include "evaluation/evaluate.h"
 #include "experiment/experiment.h"
+#include "io/checkpoint.h"
+#include "io/torchvision_import.h"
+#include "models/registry.h"
+#include "parallel/data_parallel.h"
 #include "quant/quantizer.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
-#include "train/checkpoint.h"
-#include "train/console_observer.h"
-#include "train/distributed.h"
-#include "train/evaluate.h"
-#include "train/torchvision_import.h"
 #include "train/trainer.h"
 #include "util/directory_lock.h"
 #include "util/errors.h"
@@ -51,15 +52,31 @@ struct TrainCommand {
   ConfigFlags config;
   std::string out_dir;
   bool resume = false;
-  train::DataParallel* parallel = nullptr;  // launched as one of several processes
+  parallel::DataParallel* parallel = nullptr;  // launched as one of several processes
 };
 
 struct EvalCommand {
   ConfigFlags config;
   std::string run_dir;
   std::string checkpoint;
-  std::string split = "test";
+  data::Split split = data::Split::kTest;
 };
+
+// A flag that names an enum value as configs do: the name becomes the value, and anything else
+// is a usage error that lists the names.
+template <class E, size_t N>
+CLI::Validator one_of(const util::Names<E, N>& names) {
+  std::string listed;
+  for (const auto& name : util::all_names(names)) listed += (listed.empty() ? "" : ", ") + name;
+  return CLI::Validator(
+      [names, listed](std::string& input) -> std::string {
+        const auto value = util::value_of(input, names);
+        if (!value) return "expected one of " + listed + ", got \"" + input + "\"";
+        input = std::to_string(static_cast<int>(*value));
+        return "";
+      },
+      "{" + listed + "}");
+}
 
 void add_config_flags(CLI::App* command, ConfigFlags& flags) {
   command->add_option("--config", flags.config_file, "experiment config (YAML)")->group("Config");
@@ -71,9 +88,15 @@ void add_config_flags(CLI::App* command, ConfigFlags& flags) {
       ->check(CLI::PositiveNumber);
 }
 
+// --threads over the config's, which then becomes the process's thread count.
+void apply_threads(config::ExperimentConfig& config, const ConfigFlags& flags) {
+  if (flags.threads > 0) config.threads = flags.threads;
+  util::configure_threads(config.threads);
+}
+
 config::ExperimentConfig load_with_flags(const std::string& file, const ConfigFlags& flags) {
   auto config = config::load_config(file, flags.overrides);
-  if (flags.threads > 0) config.threads = flags.threads;
+  apply_threads(config, flags);
   return config;
 }
 
@@ -81,9 +104,9 @@ config::ExperimentConfig load_with_flags(const std::string& file, const ConfigFl
 // checkpoint; --set and --threads apply either way.
 config::ExperimentConfig config_for_checkpoint(const std::string& checkpoint, const ConfigFlags& flags) {
   if (!flags.config_file.empty()) return load_with_flags(flags.config_file, flags);
-  auto config = config::parse_config(train::read_checkpoint_info(checkpoint).config_yaml,
+  auto config = config::parse_config(io::read_checkpoint_info(checkpoint).config_yaml,
                                      checkpoint + " (embedded config)", flags.overrides);
-  if (flags.threads > 0) config.threads = flags.threads;
+  apply_threads(config, flags);
   return config;
 }
 
@@ -104,7 +127,7 @@ int run_train(const TrainCommand& command) {
   options.resume = command.resume;
   options.parallel = command.parallel;
   const bool main_process = command.parallel == nullptr || command.parallel->is_main();
-  train::ConsoleObserver observer;
+  cli::ConsoleObserver observer;
   if (main_process) options.observer = &observer;
   options.stop = &g_stop_requested;
   std::signal(SIGINT, request_stop);
@@ -112,7 +135,7 @@ int run_train(const TrainCommand& command) {
   if (command.parallel)
     spdlog::info("rank {} of {}", command.parallel->rank(), command.parallel->world_size());
   if (main_process)
-    spdlog::info("training {} ({} on {}, penalty {}) into {}", config.name, config.model.name,
+    spdlog::info("training {} ({} on {}, penalty {}) into {}", config.name, config.model.name(),
                  util::name_of(config.data.dataset, config::kDatasetNames),
                  config.regularizer.describe(), options.run_dir);
   const auto metrics = train::train(config, options);
@@ -126,15 +149,15 @@ int run_eval(const EvalCommand& command) {
   const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "eval");
   const auto config = config_for_checkpoint(checkpoint, command.config);
   const auto device = util::resolve_device(config.device);
-  util::configure_threads(config.threads);
-  auto model = train::build_model(config, device);
-  const auto info = train::load_checkpoint(checkpoint, *model, nullptr);
+  auto model = models::build_model(config.model, data::dataset_info(config.data).input(), config.seed, device);
+  const auto info = io::load_checkpoint(checkpoint, *model, nullptr);
   const auto splits = data::load_splits(config.data, config.seed);
-  const auto& split = command.split == "val" ? splits.val : command.split == "train" ? splits.train : splits.test;
-  if (split.size() == 0) throw UsageError("eval: the " + command.split + " split is empty (set data.val_size)");
-  const auto result = train::evaluate(*model, split, splits.info, config.data.eval_batch_size, device);
-  const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name},  {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
-                              {"epoch", info.epoch},      {"split", command.split},      {"loss", result.loss},
+  const std::string split_name = data::split_name(command.split);
+  const auto& split = splits[command.split];
+  if (split.size() == 0) throw UsageError("eval: the " + split_name + " split is empty (set data.val_size)");
+  const auto result = evaluation::evaluate(*model, split, splits.info, config.data.eval_batch_size, device);
+  const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name()},  {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
+                              {"epoch", info.epoch},      {"split", split_name},      {"loss", result.loss},
                               {"accuracy", result.accuracy}, {"samples", result.samples}};
   std::cout << out.dump(2) << std::endl;
   return 0;
@@ -191,7 +214,8 @@ int run_sensitivity(const SensitivityCommand& command) {
   if (out.empty())
     out = command.run_dir.empty()
               ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sensitivity.json"
-              : command.run_dir + "/sensitivity_w" + std::to_string(command.options.bits) + "_" + command.options.split + ".json";
+              : command.run_dir + "/sensitivity_w" + std::to_string(command.options.bits) + "_" +
+                    data::split_name(command.options.split) + ".json";
   const auto lock = lock_output_folder(out, "qrobust sensitivity");
   const auto result = sweep::run_sensitivity(config, checkpoint, command.options);
   std::string warning;
@@ -212,9 +236,10 @@ int run_experiment(const RunCommand& command) {
   auto experiment = experiment::load_experiment(command.experiment_file, command.results_root);
   if (command.threads > 0)
     for (auto& run : experiment.runs) run.config.threads = command.threads;
+  util::configure_threads(experiment.runs.front().config.threads);
   std::cout << experiment::describe_plan(experiment) << std::flush;
   if (command.dry_run) return 0;
-  train::ConsoleObserver observer;
+  cli::ConsoleObserver observer;
   experiment::RunOptions options;
   options.observer = &observer;
   options.stop = &g_stop_requested;
@@ -231,9 +256,11 @@ struct BenchCommand {
   std::string data_root = config::default_data_root(config::Dataset::kCifar10);
   std::string decode_folder;  // bench --decode
   int64_t decode_images = 512;
+  int64_t threads = 0;  // 0: all cores
 };
 
 int run_bench(const BenchCommand& command) {
+  util::configure_threads(command.decode_folder.empty() ? command.threads : 1);  // decoding is timed on one core
   const auto result = !command.decode_folder.empty() ? bench::run_decode_benchmark(command.decode_folder, command.decode_images)
                       : command.sweep                ? bench::run_sweep_benchmark(command.options, command.data_root)
                                                      : bench::run_benchmark(command.options);
@@ -241,11 +268,143 @@ int run_bench(const BenchCommand& command) {
   return 0;
 }
 
-int run_import(const train::TorchvisionImport& request) {
-  const auto imported = train::import_torchvision(request);
+int run_import(const io::TorchvisionImport& request) {
+  const auto imported = io::import_torchvision(request);
   spdlog::info("imported {} tensors ({}, width {}, {} classes) -> {}", imported.tensors, request.model, imported.width,
                imported.num_classes, request.out);
   return 0;
+}
+
+// Each subcommand with its flags, bound to the fields of its command struct.
+CLI::App* add_train_command(CLI::App& app, TrainCommand& command) {
+  auto* sub = app.add_subcommand("train", "train a model from a config into a run directory");
+  add_config_flags(sub, command.config);
+  sub->add_option("--out", command.out_dir, "run directory (default: runs/<name>)")->group("Run");
+  sub->add_flag("--resume", command.resume, "continue the run in --out from its last checkpoint")->group("Run");
+  return sub;
+}
+
+CLI::App* add_eval_command(CLI::App& app, EvalCommand& command) {
+  auto* sub = app.add_subcommand("eval", "evaluate a trained model");
+  sub->add_option("--run", command.run_dir, "run directory")->group("Model");
+  sub->add_option("--checkpoint", command.checkpoint, "checkpoint file")->group("Model");
+  sub->add_option("--split", command.split, "test, val or train")
+      ->transform(one_of(data::kSplitNames))
+      ->group("Data");
+  add_config_flags(sub, command.config);
+  return sub;
+}
+
+CLI::App* add_sweep_command(CLI::App& app, SweepCommand& command) {
+  auto* sub = app.add_subcommand("sweep-bits", "accuracy of a trained model at every weight/activation bit-width");
+  sub->add_option("--run", command.run_dir, "run directory")->group("Model");
+  sub->add_option("--checkpoint", command.checkpoint, "checkpoint file")->group("Model");
+  sub->add_option("--weight-bits", command.options.weight_bits, "weight bit-widths, e.g. 8,6,4 (32 = float)")
+      ->delimiter(',')
+      ->group("Grid");
+  sub->add_option("--act-bits", command.options.act_bits, "activation bit-widths, e.g. 32,8,4 (32 = float)")
+      ->delimiter(',')
+      ->group("Grid");
+  sub->add_flag("--pairs", command.options.pairs, "zip the two lists (8/8, 6/6, ...) instead of the full grid")
+      ->group("Grid");
+  sub->add_option("--split", command.options.split, "test, or val (held-out training images)")
+      ->transform(one_of(data::kEvaluationSplitNames))
+      ->group("Data");
+  sub->add_option("--calibration-draws", command.options.calibration_draws,
+                        "independent seeded calibration samples; rows report mean, std, min and max (default 1)")
+      ->group("Grid");
+  sub->add_option("--out", command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
+      ->group("Output");
+  add_config_flags(sub, command.config);
+  return sub;
+}
+
+CLI::App* add_sensitivity_command(CLI::App& app, SensitivityCommand& command) {
+  auto* sub = app.add_subcommand(
+      "sensitivity", "per-layer sensitivity: accuracy with only one element quantized, and with all but one");
+  sub->add_option("--run", command.run_dir, "run directory")->group("Model");
+  sub->add_option("--checkpoint", command.checkpoint, "checkpoint file")->group("Model");
+  sub->add_option("--bits", command.options.bits, "bit-width of weights and activations (default 4)")
+      ->group("Quantization");
+  sub->add_option("--split", command.options.split, "test, or val (held-out training images)")
+      ->transform(one_of(data::kEvaluationSplitNames))
+      ->group("Data");
+  sub->add_option("--out", command.out,
+                              "output JSON (default: RUN/sensitivity_wBITS_SPLIT.json); .md, .csv and a chart go beside it")
+      ->group("Output");
+  add_config_flags(sub, command.config);
+  return sub;
+}
+
+CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
+  auto* sub = app.add_subcommand("run", "train, sweep and tabulate every variant of an experiment file");
+  sub->add_option("--config", command.experiment_file, "experiment file (experiments/NAME.yaml)")
+      ->required()
+      ->group("Experiment");
+  sub->add_option("--results", command.results_root, "results root; output goes to RESULTS/NAME (default: results)")
+      ->group("Output");
+  sub->add_flag("--dry-run", command.dry_run, "print the plan and its estimated time, run nothing")->group("Experiment");
+  sub->add_option("--threads", command.threads, "CPU threads (default: each config's `threads`)")
+      ->check(CLI::PositiveNumber)
+      ->group("Execution");
+  return sub;
+}
+
+CLI::App* add_bench_command(CLI::App& app, BenchCommand& command) {
+  bench::BenchOptions& bench_options = command.options;
+  // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
+  bench_options.regularizer.lambda_w(0.05).lambda_a(0.05).lambda(0.01);
+  auto* sub = app.add_subcommand("bench", "measure training and inference throughput on synthetic data");
+  sub->add_option("--model", bench_options.model, "model name")->group("Model");
+  sub->add_option("--batch", bench_options.batch, "batch size")->group("Workload");
+  sub->add_option("--steps", bench_options.steps, "timed steps")->group("Workload");
+  sub->add_option("--threads", command.threads, "CPU threads (default: all cores)")->group("Execution");
+  sub->add_option("--device", bench_options.device, "auto, cpu, cuda or cuda:N")->group("Execution");
+  sub->add_flag("--sweep", command.sweep, "time the 6x6 sweep-bits grid against 36 float evaluations")
+      ->group("Sweep");
+  sub->add_option("--data", command.data_root, "CIFAR-10 cifar-10-batches-bin directory for --sweep")
+      ->group("Sweep");
+  sub->add_option("--decode", command.decode_folder,
+                        "time JPEG decoding + augmentation (1 thread) on the ImageFolder DIR/train, making it if absent")
+      ->group("Decoding");
+  sub->add_option("--images", command.decode_images, "JPEGs to make for --decode (default 512)")
+      ->check(CLI::PositiveNumber)
+      ->group("Decoding");
+  auto& bench_penalty = bench_options.regularizer;
+  sub->add_option("--regularizer", bench_penalty.penalty(), "also time a penalized step")
+      ->transform(one_of(regularize::kPenaltyNames))
+      ->group("Penalty");
+  sub->add_option("--alternate", bench_options.alternate_rounds,
+                        "also time ROUNDS alternating rounds of plain and penalized steps; report the median ratio")
+      ->group("Penalty");
+  sub->add_option("--method", bench_penalty.method(), "how a gradient-norm penalty is differentiated")
+      ->transform(one_of(regularize::kGradientMethodNames))
+      ->group("Penalty");
+  sub->add_option("--lambda-w", bench_penalty.lambda_w(), "weight-gradient term (default 0.05)")->group("Penalty");
+  sub->add_option("--lambda-a", bench_penalty.lambda_a(), "activation-gradient term (default 0.05)")->group("Penalty");
+  sub->add_option("--lambda", bench_penalty.lambda(), "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
+  sub->add_option("--amortized", bench_options.amortized,
+                        "also time these amortized penalties in the alternating rounds, each "
+                        "key=value[,key=value] over every, subbatch, method (e.g. every=4 subbatch=32)")
+      ->group("Penalty");
+  sub->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
+                      "also time the penalized step with LibTorch's own convolution double backward")
+      ->group("Penalty");
+  return sub;
+}
+
+CLI::App* add_import_command(CLI::App& app, io::TorchvisionImport& command) {
+  command.model = "resnet18";
+  auto* sub = app.add_subcommand(
+      "import-torchvision", "turn a torchvision ResNet state dict (torch.save .pth) into a qrobust checkpoint");
+  sub->add_option("state_dict", command.state_dict, "the .pth file, e.g. resnet18-f37072fd.pth")
+      ->required()
+      ->group("Input");
+  sub->add_option("--model", command.model, "resnet18, resnet34 or resnet50 (default resnet18)")->group("Input");
+  sub->add_option("--out", command.out, "checkpoint to write")->required()->group("Output");
+  sub->add_option("--image-size", command.image_size, "input size the checkpoint is for (default 224)")
+      ->group("Output");
+  return sub;
 }
 
 }  // namespace
@@ -258,121 +417,19 @@ int main(int argc, char** argv) {
   app.add_flag("--version", show_version, "print version, git SHA and LibTorch version");
 
   TrainCommand train_command;
-  auto* train_app = app.add_subcommand("train", "train a model from a config into a run directory");
-  add_config_flags(train_app, train_command.config);
-  train_app->add_option("--out", train_command.out_dir, "run directory (default: runs/<name>)")->group("Run");
-  train_app->add_flag("--resume", train_command.resume, "continue the run in --out from its last checkpoint")->group("Run");
-
+  auto* train_app = add_train_command(app, train_command);
   EvalCommand eval_command;
-  auto* eval_app = app.add_subcommand("eval", "evaluate a trained model");
-  eval_app->add_option("--run", eval_command.run_dir, "run directory")->group("Model");
-  eval_app->add_option("--checkpoint", eval_command.checkpoint, "checkpoint file")->group("Model");
-  eval_app->add_option("--split", eval_command.split, "test, val or train")
-      ->check(CLI::IsMember({"test", "val", "train"}))
-      ->group("Data");
-  add_config_flags(eval_app, eval_command.config);
-
+  auto* eval_app = add_eval_command(app, eval_command);
   SweepCommand sweep_command;
-  auto* sweep_app = app.add_subcommand("sweep-bits", "accuracy of a trained model at every weight/activation bit-width");
-  sweep_app->add_option("--run", sweep_command.run_dir, "run directory")->group("Model");
-  sweep_app->add_option("--checkpoint", sweep_command.checkpoint, "checkpoint file")->group("Model");
-  sweep_app->add_option("--weight-bits", sweep_command.options.weight_bits, "weight bit-widths, e.g. 8,6,4 (32 = float)")
-      ->delimiter(',')
-      ->group("Grid");
-  sweep_app->add_option("--act-bits", sweep_command.options.act_bits, "activation bit-widths, e.g. 32,8,4 (32 = float)")
-      ->delimiter(',')
-      ->group("Grid");
-  sweep_app->add_flag("--pairs", sweep_command.options.pairs, "zip the two lists (8/8, 6/6, ...) instead of the full grid")
-      ->group("Grid");
-  sweep_app->add_option("--split", sweep_command.options.split, "test, or val (held-out training images)")
-      ->check(CLI::IsMember({"test", "val"}))
-      ->group("Data");
-  sweep_app->add_option("--calibration-draws", sweep_command.options.calibration_draws,
-                        "independent seeded calibration samples; rows report mean, std, min and max (default 1)")
-      ->group("Grid");
-  sweep_app->add_option("--out", sweep_command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
-      ->group("Output");
-  add_config_flags(sweep_app, sweep_command.config);
-
+  auto* sweep_app = add_sweep_command(app, sweep_command);
   SensitivityCommand sensitivity_command;
-  auto* sensitivity_app = app.add_subcommand(
-      "sensitivity", "per-layer sensitivity: accuracy with only one element quantized, and with all but one");
-  sensitivity_app->add_option("--run", sensitivity_command.run_dir, "run directory")->group("Model");
-  sensitivity_app->add_option("--checkpoint", sensitivity_command.checkpoint, "checkpoint file")->group("Model");
-  sensitivity_app->add_option("--bits", sensitivity_command.options.bits, "bit-width of weights and activations (default 4)")
-      ->group("Quantization");
-  sensitivity_app->add_option("--split", sensitivity_command.options.split, "test, or val (held-out training images)")
-      ->check(CLI::IsMember({"test", "val"}))
-      ->group("Data");
-  sensitivity_app->add_option("--out", sensitivity_command.out,
-                              "output JSON (default: RUN/sensitivity_wBITS_SPLIT.json); .md, .csv and a chart go beside it")
-      ->group("Output");
-  add_config_flags(sensitivity_app, sensitivity_command.config);
-
+  auto* sensitivity_app = add_sensitivity_command(app, sensitivity_command);
   RunCommand run_command;
-  auto* run_app = app.add_subcommand("run", "train, sweep and tabulate every variant of an experiment file");
-  run_app->add_option("--config", run_command.experiment_file, "experiment file (experiments/NAME.yaml)")
-      ->required()
-      ->group("Experiment");
-  run_app->add_option("--results", run_command.results_root, "results root; output goes to RESULTS/NAME (default: results)")
-      ->group("Output");
-  run_app->add_flag("--dry-run", run_command.dry_run, "print the plan and its estimated time, run nothing")->group("Experiment");
-  run_app->add_option("--threads", run_command.threads, "CPU threads (default: each config's `threads`)")
-      ->check(CLI::PositiveNumber)
-      ->group("Execution");
-
+  auto* run_app = add_run_command(app, run_command);
   BenchCommand bench_command;
-  bench::BenchOptions& bench_options = bench_command.options;
-  // Non-zero defaults so that `bench --regularizer grad_l1` times both gradient-norm terms.
-  bench_options.regularizer.lambda_w(0.05).lambda_a(0.05).lambda(0.01);
-  auto* bench_app = app.add_subcommand("bench", "measure training and inference throughput on synthetic data");
-  bench_app->add_option("--model", bench_options.model, "model name")->group("Model");
-  bench_app->add_option("--batch", bench_options.batch, "batch size")->group("Workload");
-  bench_app->add_option("--steps", bench_options.steps, "timed steps")->group("Workload");
-  bench_app->add_option("--threads", bench_options.threads, "CPU threads (default: all cores)")->group("Execution");
-  bench_app->add_option("--device", bench_options.device, "auto, cpu, cuda or cuda:N")->group("Execution");
-  bench_app->add_flag("--sweep", bench_command.sweep, "time the 6x6 sweep-bits grid against 36 float evaluations")
-      ->group("Sweep");
-  bench_app->add_option("--data", bench_command.data_root, "CIFAR-10 cifar-10-batches-bin directory for --sweep")
-      ->group("Sweep");
-  bench_app->add_option("--decode", bench_command.decode_folder,
-                        "time JPEG decoding + augmentation (1 thread) on the ImageFolder DIR/train, making it if absent")
-      ->group("Decoding");
-  bench_app->add_option("--images", bench_command.decode_images, "JPEGs to make for --decode (default 512)")
-      ->check(CLI::PositiveNumber)
-      ->group("Decoding");
-  auto& bench_penalty = bench_options.regularizer;
-  bench_app->add_option("--regularizer", bench_penalty.penalty(), "also time a penalized step")
-      ->transform(CLI::CheckedTransformer(util::name_map(regularize::kPenaltyNames)))
-      ->group("Penalty");
-  bench_app->add_option("--alternate", bench_options.alternate_rounds,
-                        "also time ROUNDS alternating rounds of plain and penalized steps; report the median ratio")
-      ->group("Penalty");
-  bench_app->add_option("--method", bench_penalty.method(), "how a gradient-norm penalty is differentiated")
-      ->transform(CLI::CheckedTransformer(util::name_map(regularize::kGradientMethodNames)))
-      ->group("Penalty");
-  bench_app->add_option("--lambda-w", bench_penalty.lambda_w(), "weight-gradient term (default 0.05)")->group("Penalty");
-  bench_app->add_option("--lambda-a", bench_penalty.lambda_a(), "activation-gradient term (default 0.05)")->group("Penalty");
-  bench_app->add_option("--lambda", bench_penalty.lambda(), "dq_lipschitz / kurtosis weight (default 0.01)")->group("Penalty");
-  bench_app->add_option("--amortized", bench_options.amortized,
-                        "also time these amortized penalties in the alternating rounds, each "
-                        "key=value[,key=value] over every, subbatch, method (e.g. every=4 subbatch=32)")
-      ->group("Penalty");
-  bench_app->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
-                      "also time the penalized step with LibTorch's own convolution double backward")
-      ->group("Penalty");
-
-  train::TorchvisionImport import_request;
-  import_request.model = "resnet18";
-  auto* import_app = app.add_subcommand(
-      "import-torchvision", "turn a torchvision ResNet state dict (torch.save .pth) into a qrobust checkpoint");
-  import_app->add_option("state_dict", import_request.state_dict, "the .pth file, e.g. resnet18-f37072fd.pth")
-      ->required()
-      ->group("Input");
-  import_app->add_option("--model", import_request.model, "resnet18, resnet34 or resnet50 (default resnet18)")->group("Input");
-  import_app->add_option("--out", import_request.out, "checkpoint to write")->required()->group("Output");
-  import_app->add_option("--image-size", import_request.image_size, "input size the checkpoint is for (default 224)")
-      ->group("Output");
+  auto* bench_app = add_bench_command(app, bench_command);
+  io::TorchvisionImport import_request;
+  auto* import_app = add_import_command(app, import_request);
 
   try {
     app.parse(argc, argv);
@@ -388,12 +445,12 @@ int main(int argc, char** argv) {
   }
   try {
     util::warn_if_reference_blas();
-    // torchrun-style launches: RANK, WORLD_SIZE, ... in the environment (train/distributed.h).
-    std::unique_ptr<train::DataParallel> parallel;
-    if (const auto env = train::distributed_env()) {
+    // torchrun-style launches: RANK, WORLD_SIZE, ... in the environment (parallel/data_parallel.h).
+    std::unique_ptr<parallel::DataParallel> parallel;
+    if (const auto env = parallel::distributed_env()) {
       if (!train_app->parsed() && !sweep_app->parsed())
         throw UsageError("WORLD_SIZE is " + std::to_string(env->world_size) + ": only train and sweep-bits run as several processes");
-      parallel = std::make_unique<train::DataParallel>(*env);
+      parallel = std::make_unique<parallel::DataParallel>(*env);
       train_command.parallel = parallel.get();
       sweep_command.options.parallel = parallel.get();
       sweep_command.options.progress = parallel->is_main();

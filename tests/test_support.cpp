@@ -101,8 +101,7 @@ config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs
   c.data.root = data_dir;
   c.data.batch_size = 32;
   c.data.eval_batch_size = 64;
-  c.model.name = "resnet8";
-  c.model.width = 4;
+  c.model.name("resnet8").width(4);
   c.train.epochs = epochs;
   c.train.lr = 0.05;
   c.train.schedule = config::Schedule::kCosine;

@@ -15,11 +15,11 @@
 #include "data/datasets.h"
 #include "data/image_folder.h"
 #include "data/jpeg.h"
+#include "evaluation/evaluate.h"
 #include "models/layer_ops.h"
 #include "models/registry.h"
 #include "regularize/regularizer.h"
 #include "sweep/sweep.h"
-#include "train/evaluate.h"
 #include "util/errors.h"
 #include "util/provenance.h"
 #include "util/runtime.h"
@@ -122,13 +122,12 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
   if (!models::is_known_model(options.model))
     throw UsageError("--model: unknown model \"" + options.model + "\" (known: " + models::known_models_text() + ")");
   const torch::Device device = util::resolve_device(options.device);
-  const int threads = util::configure_threads(options.threads);
-  torch::manual_seed(0);
-  auto model = models::make_model(options.model, {3, 32, 32, 10});
-  model->to(device);
+  const int threads = at::get_num_threads();
+  auto model = models::build_model(models::ModelOptions().name(options.model), {3, 32, 32, 10}, 0, device);
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
-  const auto images = torch::randn({options.batch, 3, 32, 32}, torch::TensorOptions().device(device));
-  const auto targets = torch::randint(0, 10, {options.batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto generator = at::detail::createCPUGenerator(0);
+  const auto images = torch::randn({options.batch, 3, 32, 32}, generator).to(device);
+  const auto targets = torch::randint(0, 10, {options.batch}, generator, torch::kLong).to(device);
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
@@ -225,22 +224,20 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
 
 nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root) {
   config::ExperimentConfig config;
-  config.model.name = options.model;
+  config.model.name(options.model);
   config.data.dataset = config::Dataset::kCifar10;
   config.data.root = data_root;
   const torch::Device device = util::resolve_device(options.device);
-  const int threads = util::configure_threads(options.threads);
+  const int threads = at::get_num_threads();
   const auto splits = data::load_splits(config.data, config.seed);
-  torch::manual_seed(0);
-  auto model = models::make_model(options.model, {3, 32, 32, 10});
-  model->to(device);
+  auto model = models::build_model(config.model, splits.info.input(), 0, device);
   model->eval();
 
   sweep::SweepOptions grid;  // the default 6 x 6 grid
   const auto configurations = static_cast<int64_t>(sweep::grid(grid).size());
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < configurations; ++i)
-    train::predict(*model, splits.test, splits.info, config.data.eval_batch_size, device);
+    evaluation::predict(*model, splits.test, splits.info, config.data.eval_batch_size, device);
   const double plain = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto sweep_start = std::chrono::steady_clock::now();
   sweep::sweep_model(*model, splits, config, grid, device);
@@ -283,7 +280,6 @@ torch::Tensor synthetic_photo(int64_t index) {
 
 nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images) {
   namespace fs = std::filesystem;
-  util::configure_threads(1);
   const fs::path train_dir = fs::path(folder) / "train";
   if (!fs::exists(train_dir)) {
     for (int64_t i = 0; i < images; ++i) {
@@ -324,7 +320,7 @@ nlohmann::json run_decode_benchmark(const std::string& folder, int64_t images) {
           {"folder", folder},
           {"images", dataset.files()->size()},
           {"mean_file_bytes", bytes / std::max<int64_t>(1, dataset.files()->size())},
-          {"threads", 1},
+          {"threads", at::get_num_threads()},
           {"train_transform_images_per_second", train},
           {"eval_transform_images_per_second", eval},
           {"provenance", util::provenance()}};

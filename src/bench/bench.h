@@ -16,7 +16,6 @@ struct BenchOptions {
   int64_t batch = 128;
   int64_t steps = 20;
   int64_t warmup_steps = 3;
-  int64_t threads = 0;  // 0: all cores
   std::string device = "auto";
   regularize::RegularizerOptions regularizer;  // penalty kNone: plain step and inference only
   // Also time the penalized step with LibTorch's own convolution, batch norm and ReLU instead of
@@ -45,7 +44,7 @@ nlohmann::json run_benchmark(const BenchOptions& options);
 nlohmann::json run_sweep_benchmark(const BenchOptions& options, const std::string& data_root);
 
 // `bench --decode DIR`: JPEG decoding and augmentation throughput of the ImageFolder pipeline
-// (decode, transform, normalize; no model), one thread and no prefetching workers, for the
+// (decode, transform, normalize; no model), no prefetching workers (time it on one thread), for the
 // training transform and the evaluation transform at 224 px. When DIR/train does not exist it
 // is first filled with `images` ImageNet-sized JPEGs (500 x 375, quality 90) so that a reference
 // pipeline (scripts/bench_decode_reference.py) can read the same files.

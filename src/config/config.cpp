@@ -56,13 +56,13 @@ DataConfig read_data(YamlSection s) {
   return d;
 }
 
-ModelConfig read_model(YamlSection s) {
-  ModelConfig m;
-  m.name = s.text("name", m.name);
-  require(models::is_known_model(m.name), s, "name",
-          "unknown model \"" + m.name + "\" (known: " + models::known_models_text() + ")");
-  m.width = s.integer("width", m.width);
-  require(m.width >= 0 && m.width <= 4096, s, "width", "must be in 0..4096, got " + std::to_string(m.width));
+models::ModelOptions read_model(YamlSection s) {
+  models::ModelOptions m;
+  m.name(s.text("name", m.name()));
+  require(models::is_known_model(m.name()), s, "name",
+          "unknown model \"" + m.name() + "\" (known: " + models::known_models_text() + ")");
+  m.width(s.integer("width", m.width()));
+  require(m.width() >= 0 && m.width() <= 4096, s, "width", "must be in 0..4096, got " + std::to_string(m.width()));
   s.finish();
   return m;
 }
@@ -201,8 +201,8 @@ std::string to_yaml(const ExperimentConfig& c) {
   }
   out << YAML::EndMap;
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap
-      << YAML::Key << "name" << YAML::Value << c.model.name
-      << YAML::Key << "width" << YAML::Value << c.model.width << YAML::EndMap;
+      << YAML::Key << "name" << YAML::Value << c.model.name()
+      << YAML::Key << "width" << YAML::Value << c.model.width() << YAML::EndMap;
   out << YAML::Key << "train" << YAML::Value << YAML::BeginMap
       << YAML::Key << "epochs" << YAML::Value << c.train.epochs
       << YAML::Key << "lr" << YAML::Value << c.train.lr

@@ -11,6 +11,7 @@
 #include "config/quant_settings.h"
 #include "config/regularizer_settings.h"
 #include "config/yaml_reader.h"
+#include "models/registry.h"
 
 namespace qrobust::config {
 
@@ -40,11 +41,6 @@ struct DataConfig {
   int64_t resize = 256;      // evaluation: shorter side before the center crop (0: no resize)
   bool strict = false;       // an unreadable image is an error instead of a counted, skipped warning
   int64_t workers = 0;       // decoding threads; 0: one per core
-};
-
-struct ModelConfig {
-  std::string name = "resnet20";
-  int64_t width = 0;  // channels of the first conv; 0: the architecture's own
 };
 
 struct TrainConfig {
@@ -83,7 +79,7 @@ struct ExperimentConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   int64_t threads = 0;          // 0 = "auto": all cores
   DataConfig data;
-  ModelConfig model;
+  models::ModelOptions model;
   TrainConfig train;
   RegularizerSettings regularizer;  // the penalty added to cross-entropy (regularize/regularizer.h)
   QuantSettings quant;  // post-training quantization (quant/); also the quantizers quant_aware trains with

@@ -27,13 +27,26 @@ struct DatasetInfo {
   std::string name;
   int64_t channels = 0, height = 0, width = 0, num_classes = 0;
   std::vector<double> mean, std;  // per channel, of pixel values scaled to [0, 1]
+
+  models::InputSpec input() const { return {channels, height, width, num_classes}; }
 };
+
+enum class Split { kTrain, kVal, kTest };
+inline constexpr util::Names<Split, 3> kSplitNames{{{Split::kTrain, "train"}, {Split::kVal, "val"}, {Split::kTest, "test"}}};
+// The splits a sweep or sensitivity analysis evaluates: val (held-out training images, for
+// choosing hyperparameters) and test.
+inline constexpr util::Names<Split, 2> kEvaluationSplitNames{{{Split::kVal, "val"}, {Split::kTest, "test"}}};
+inline std::string split_name(Split split) { return util::name_of(split, kSplitNames); }
 
 struct DataSplits {
   DatasetInfo info;
   LabeledImages train;
   LabeledImages val;  // empty unless data.val_size > 0
   LabeledImages test;
+
+  const LabeledImages& operator[](Split split) const {
+    return split == Split::kTrain ? train : split == Split::kVal ? val : test;
+  }
 };
 
 // Loads the configured data set. The validation split is a seeded random subset of the

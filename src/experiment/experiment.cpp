@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "data/datasets.h"
+#include "models/registry.h"
 #include "report/gradient_norms.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
@@ -48,16 +49,17 @@ config::ExperimentConfig load_run_config(const std::string& file, const std::str
   }
 }
 
-std::string sweep_path(const PlannedRun& run, const Overrides& quantizer, const std::string& split) {
-  return run.dir + "/sweep_" + quantizer.name + "_" + split + ".json";
+std::string sweep_path(const PlannedRun& run, const Overrides& quantizer, data::Split split) {
+  return run.dir + "/sweep_" + quantizer.name + "_" + data::split_name(split) + ".json";
 }
 
 // An existing sweep file answers the current request: same configurations, split, draws and
 // quantizer settings (every one of them, as configured).
 bool sweep_matches(const nlohmann::json& sweep, const config::ExperimentConfig& config, const sweep::SweepOptions& options) {
   const auto& header = sweep.at("header");
-  if (header.value("split", "") != options.split || header.value("calibration_draws", int64_t{0}) != options.calibration_draws ||
-      !header.contains("quant") || header.at("quant") != config.quant.to_json())
+  if (header.value("split", "") != data::split_name(options.split) ||
+      header.value("calibration_draws", int64_t{0}) != options.calibration_draws || !header.contains("quant") ||
+      header.at("quant") != config.quant.to_json())
     return false;
   const auto configurations = sweep::grid(options);
   const auto& rows = sweep.at("rows");
@@ -132,10 +134,13 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   e.sweep.calibration_draws = sweep_section.integer("calibration_draws", 1);
   if (e.sweep.calibration_draws < 1 || e.sweep.calibration_draws > 1000)
     sweep_section.fail("calibration_draws", "must be 1..1000, got " + std::to_string(e.sweep.calibration_draws));
-  e.splits = sweep_section.strings("splits", {"test"});
-  if (e.splits.empty()) sweep_section.fail("splits", "needs at least one of val, test");
-  for (const auto& split : e.splits)
-    if (split != "val" && split != "test") sweep_section.fail("splits", "expected val or test, got \"" + split + "\"");
+  const auto split_names = sweep_section.strings("splits", {"test"});
+  if (split_names.empty()) sweep_section.fail("splits", "needs at least one of val, test");
+  for (const auto& name : split_names) {
+    const auto split = util::value_of(name, data::kEvaluationSplitNames);
+    if (!split) sweep_section.fail("splits", "expected val or test, got \"" + name + "\"");
+    e.splits.push_back(*split);
+  }
   auto quantizers = sweep_section.section("quantizers");
   for (const auto& name : sweep_section.keys("quantizers")) {
     check_name(quantizers, name, name, "quantizer name");
@@ -158,7 +163,7 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
     e.sensitivity.bits = static_cast<int>(section.integer("bits", 4));
     if (e.sensitivity.bits < 2 || e.sensitivity.bits > 16)
       section.fail("bits", "must be 2..16, got " + std::to_string(e.sensitivity.bits));
-    e.sensitivity.split = section.choice("split", "test", {"val", "test"});
+    e.sensitivity.split = section.choice("split", data::Split::kTest, data::kEvaluationSplitNames);
     e.sensitivity.variants = section.strings("variants", {});
     for (const auto& name : e.sensitivity.variants)
       if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end() &&
@@ -202,6 +207,12 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
                         branch_epoch});
     }
   }
+  // The process runs the whole experiment on one thread count (apps/ sets it once).
+  for (const auto& run : e.runs)
+    if (run.config.threads != e.runs.front().config.threads)
+      throw ConfigError(path + ": " + run.name + " sets threads to " + std::to_string(run.config.threads) + ", " +
+                        e.runs.front().name + " to " + std::to_string(e.runs.front().config.threads) +
+                        "; an experiment runs on one thread count (set it in the base config or with --threads)");
   // Every sweep config is valid before anything runs.
   for (const auto& run : e.runs)
     for (const auto& quantizer : e.quantizers) {
@@ -212,8 +223,8 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
           throw ConfigError(path + ": quantizer \"" + quantizer.name + "\": " + error.what());
         }
       }();
-      const bool needs_val = std::count(e.splits.begin(), e.splits.end(), "val") ||
-                             (e.sensitivity.covers(run, quantizer) && e.sensitivity.split == "val");
+      const bool needs_val = std::count(e.splits.begin(), e.splits.end(), data::Split::kVal) ||
+                             (e.sensitivity.covers(run, quantizer) && e.sensitivity.split == data::Split::kVal);
       if (needs_val && config.data.val_size == 0)
         throw ConfigError(path + ": the val split is swept but " + run.name + " holds out no validation images (data.val_size)");
     }
@@ -226,8 +237,8 @@ config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& qu
 
 namespace {
 
-std::string sensitivity_path(const PlannedRun& run, const Overrides& quantizer, const std::string& split) {
-  return run.dir + "/sensitivity_" + quantizer.name + "_" + split + ".json";
+std::string sensitivity_path(const PlannedRun& run, const Overrides& quantizer, data::Split split) {
+  return run.dir + "/sensitivity_" + quantizer.name + "_" + data::split_name(split) + ".json";
 }
 
 // An existing sensitivity file answers the current request: same bits, split and quantizer settings.
@@ -237,8 +248,8 @@ std::optional<nlohmann::json> existing_sensitivity(const std::string& path, cons
   const auto doc = nlohmann::json::parse(util::read_file(path, util::kMaxResultFileBytes), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.contains("rows") || !doc.contains("header")) return std::nullopt;
   const auto& header = doc.at("header");
-  if (header.value("bits", 0) != plan.bits || header.value("split", "") != plan.split || !header.contains("quant") ||
-      header.at("quant") != config.quant.to_json())
+  if (header.value("bits", 0) != plan.bits || header.value("split", "") != data::split_name(plan.split) ||
+      !header.contains("quant") || header.at("quant") != config.quant.to_json())
     return std::nullopt;
   return doc;
 }
@@ -251,7 +262,7 @@ struct EvalCost {
 
 EvalCost measure_eval_cost(const config::ExperimentConfig& config, torch::Device device) {
   const auto info = data::dataset_info(config.data);
-  auto model = train::build_model(config, device);
+  auto model = models::build_model(config.model, info.input(), config.seed, device);
   model->eval();
   torch::NoGradGuard no_grad;
   const auto images = torch::randn({config.data.eval_batch_size, info.channels, info.height, info.width},
@@ -311,7 +322,8 @@ std::string describe_plan(const Experiment& e) {
       << e.runs.size() / e.seeds.size() << " runs, " << e.quantizers.size() << " quantizer settings x " << e.splits.size()
       << " splits x " << sweep::grid(e.sweep).size() + 1 << " configurations x " << e.sweep.calibration_draws
       << " calibration draws each";
-  if (e.sensitivity.enabled) out << "; sensitivity at " << e.sensitivity.bits << " bits on the " << e.sensitivity.split << " split";
+  if (e.sensitivity.enabled)
+    out << "; sensitivity at " << e.sensitivity.bits << " bits on the " << data::split_name(e.sensitivity.split) << " split";
   out << "\n";
   double total = 0;
   // Measurements and split sizes are shared by runs that agree on what they depend on.
@@ -323,20 +335,17 @@ std::string describe_plan(const Experiment& e) {
     const auto& run = e.runs[r];
     const auto& c = run.config;
     const auto state = train::inspect_run(run.dir, c);
-    util::configure_threads(c.threads);
     const torch::Device device = util::resolve_device(c.device);
     const std::string dataset = util::name_of(c.data.dataset, config::kDatasetNames);
     const std::string data_key = dataset + "/" + c.data.root + "/" + std::to_string(c.data.val_size) + "/" +
                                  std::to_string(c.data.train_limit) + "/" + std::to_string(c.seed);
     if (!splits_of.count(data_key)) splits_of[data_key] = data::load_splits(c.data, c.seed);
     const auto& splits = splits_of[data_key];
-    const std::string model_key = c.model.name + "/" + std::to_string(c.model.width) + "/" + dataset;
+    const std::string model_key = c.model.name() + "/" + std::to_string(c.model.width()) + "/" + dataset;
     const std::string eval_key = model_key + "/" + std::to_string(c.data.eval_batch_size);
     if (!eval_cost_of.count(eval_key)) eval_cost_of[eval_key] = measure_eval_cost(c, device);
     const auto cost = eval_cost_of[eval_key];
-    auto images_of = [&](const std::string& split) {
-      return static_cast<double>(split == "val" ? splits.val.size() : splits.test.size());
-    };
+    auto images_of = [&](data::Split split) { return static_cast<double>(splits[split].size()); };
     double seconds = 0;
     out << "  seed " << run.seed << " " << run.name << ": ";
     if (!to_train[r]) {
@@ -426,14 +435,19 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
         check_stop("sweeping " + label);
         auto sweep_options = e.sweep;
         sweep_options.split = split;
+        sweep_options.stop = options.stop;
         const auto path = sweep_path(run, quantizer, split);
         auto sweep = trained_now ? std::nullopt : existing_sweep(path, config, sweep_options);
         if (!sweep) {
-          spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer.name, split);
-          sweep = sweep::run_sweep(config, train::checkpoint_path(run.dir), sweep_options);
+          spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer.name, data::split_name(split));
+          try {
+            sweep = sweep::run_sweep(config, train::checkpoint_path(run.dir), sweep_options);
+          } catch (const sweep::SweepInterrupted&) {
+            throw train::TrainingInterrupted("interrupted while sweeping " + label + resume_hint(e));
+          }
           report::write_sweep(*sweep, path);
         }
-        entries.push_back({run.name, run.seed, quantizer.name, split, *sweep});
+        entries.push_back({run.name, run.seed, quantizer.name, data::split_name(split), *sweep});
       }
       if (!e.sensitivity.covers(run, quantizer)) continue;
       check_stop("the sensitivity analysis of " + label);
@@ -441,7 +455,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       auto sensitivity = trained_now ? std::nullopt : existing_sensitivity(path, config, e.sensitivity);
       if (!sensitivity) {
         spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
-                     quantizer.name, e.sensitivity.split);
+                     quantizer.name, data::split_name(e.sensitivity.split));
         sensitivity = sweep::run_sensitivity(config, train::checkpoint_path(run.dir),
                                              {e.sensitivity.bits, e.sensitivity.split, true});
         std::string warning;
@@ -456,7 +470,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   std::string warning;
   for (const auto& file : report::write_plots(table, e.dir, warning)) spdlog::info("wrote {}", file);
   // The model's element names, in order, for the gradient-norm figure.
-  const auto model = train::build_model(e.runs.front().config, torch::kCPU);
+  const auto& first = e.runs.front().config;
+  const auto model = models::build_model(first.model, data::dataset_info(first.data).input(), first.seed, torch::kCPU);
   std::vector<std::string> layers, points;
   for (const auto& layer : model->quant_layers()) layers.push_back(layer.name);
   for (const auto& point : model->quant_points()) points.push_back(point->name());

@@ -73,7 +73,7 @@ struct PlannedRun {
 struct SensitivityPlan {
   bool enabled = false;
   int bits = 4;
-  std::string split = "test";
+  data::Split split = data::Split::kTest;
   std::vector<std::string> variants;    // empty: every run
   std::vector<std::string> quantizers;  // empty: every quantizer setting
   bool covers(const PlannedRun& run, const Overrides& quantizer) const;
@@ -87,7 +87,7 @@ struct Experiment {
   std::string reference = "none";
   std::vector<PlannedRun> runs;  // per seed: the baseline first (when shared), then the variants
   std::vector<Overrides> quantizers;
-  std::vector<std::string> splits;
+  std::vector<data::Split> splits;
   sweep::SweepOptions sweep;
   SensitivityPlan sensitivity;
 };

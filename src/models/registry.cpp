@@ -25,6 +25,22 @@ std::vector<int64_t> scaled(std::vector<int64_t> channels, int64_t base, int64_t
   return channels;
 }
 
+// Seeds the global CPU generator for its lifetime, then puts back the state it had.
+class SeededGlobalGenerator {
+ public:
+  explicit SeededGlobalGenerator(uint64_t seed) : generator_(at::detail::getDefaultCPUGenerator()) {
+    saved_ = generator_.get_state();
+    generator_.set_current_seed(seed);
+  }
+  ~SeededGlobalGenerator() { generator_.set_state(saved_); }
+  SeededGlobalGenerator(const SeededGlobalGenerator&) = delete;
+  SeededGlobalGenerator& operator=(const SeededGlobalGenerator&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor saved_;
+};
+
 const std::vector<int64_t> kVggLike = {128, 128, 0, 256, 256, 0, 512, 512, 0};
 const std::vector<int64_t> kVgg11 = {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0};
 const std::vector<int64_t> kVgg16 = {64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0};
@@ -71,6 +87,16 @@ Classifier make_model(const std::string& name, const InputSpec& input, int64_t w
   if (name == "vgg11_bn") return std::make_shared<VggImpl>(name, VggOptions(scaled(kVgg11, 64, width), {}).input(input));
   if (name == "vgg16_bn") return std::make_shared<VggImpl>(name, VggOptions(scaled(kVgg16, 64, width), {}).input(input));
   throw UsageError("model.name: unknown model \"" + name + "\" (known: " + known_models_text() + ")");
+}
+
+Classifier build_model(const ModelOptions& options, const InputSpec& input, uint64_t seed, torch::Device device) {
+  Classifier model;
+  {
+    SeededGlobalGenerator seeded(seed);  // module constructors draw their weights from it
+    model = make_model(options.name(), input, options.width());
+  }
+  model->to(device);
+  return model;
 }
 
 }  // namespace qrobust::models

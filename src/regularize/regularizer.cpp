@@ -154,64 +154,17 @@ class GradientNormFiniteDifference : public Regularizer {
     const auto parameters = model.parameters();
     const auto weights = layer_weights(model);
     std::vector<std::pair<models::QuantPoint, torch::Tensor>> activations;
-
-    // Pass 1: the ordinary gradient g at w, and dCE/da at every point.
-    StepResult result;
-    {
-      OptionalRecord record(model, lambda_a_ > 0);
-      const auto logits = model.forward(images);
-      const auto ce = F::cross_entropy(logits, targets);
-      activations = recorded_activations(model);
-      for (auto& [point, activation] : activations) activation.retain_grad();
-      ce.backward();
-      result.logits = logits.detach();
-      result.cross_entropy = ce.item<double>();
-    }
+    StepResult result = gradient_pass(model, images, targets, activations);
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> base_grads;
     for (const auto& p : parameters) base_grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
-
-    // The penalty value, and the directions whose Hessian products are its gradient.
-    // Sums stay on the device: one synchronization each for the penalty and the step size.
-    auto penalty = torch::zeros({}, parameters.front().options());
-    std::vector<torch::Tensor> weight_directions, activation_directions;
-    for (const auto& w : weights) {
-      penalty += lambda_w_ * norm(w.grad(), norm_);
-      weight_directions.push_back(direction(w.grad()));
-    }
-    for (const auto& [point, activation] : activations) {
-      penalty += lambda_a_ * norm(activation.grad(), norm_);
-      activation_directions.push_back(direction(activation.grad()));
-    }
-    result.penalty = penalty.item<double>();
+    const auto directions = penalty_directions(weights, activations);
+    result.penalty = directions.penalty.item<double>();
 
     // Pass 2 at (w + h λ_w/κ v_w, a + h λ_a/κ v_a): (g' − g)/h · κ = λ_w H v_w + λ_a H_wa v_a.
     const double kappa = std::max(lambda_w_, lambda_a_);
-    auto weight_abs = torch::zeros({}, parameters.front().options());
-    double weight_count = 0;
-    for (const auto& w : weights) {
-      weight_abs += w.abs().sum();
-      weight_count += static_cast<double>(w.numel());
-    }
-    const double h = relative_step_ * weight_abs.item<double>() / weight_count;
-    std::vector<torch::Tensor> saved_weights;
-    for (const auto& w : weights) saved_weights.push_back(w.clone());
-    const BufferSnapshot buffers(model);  // pass 2 must not update BN statistics
-    for (size_t i = 0; i < weights.size(); ++i) weights[i].add_(weight_directions[i], h * lambda_w_ / kappa);
-    for (const auto& p : parameters)
-      if (p.grad().defined()) p.grad().zero_();
-    {
-      torch::AutoGradMode enable_grad(true);
-      std::vector<models::QuantPoint> points;
-      for (size_t i = 0; i < activations.size(); ++i) {
-        points.push_back(activations[i].first);
-        activation_directions[i].mul_(h * lambda_a_ / kappa);
-      }
-      models::PerturbScope perturb(points, activation_directions);
-      F::cross_entropy(model.forward(images), targets).backward();
-    }
-    for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(saved_weights[i]);
-    buffers.restore(model);
+    const double h = step_size(weights);
+    perturbed_gradient_pass(model, images, targets, weights, activations, directions, h, kappa);
     for (size_t i = 0; i < parameters.size(); ++i) {
       auto grad = parameters[i].mutable_grad();
       const auto perturbed = grad.defined() ? grad : torch::zeros_like(parameters[i]);
@@ -223,6 +176,80 @@ class GradientNormFiniteDifference : public Regularizer {
   }
 
  private:
+  // The penalty's value and the directions whose Hessian products are its gradient.
+  struct Directions {
+    torch::Tensor penalty;  // on the device: one synchronization reads it
+    std::vector<torch::Tensor> weights, activations;
+  };
+
+  // Pass 1: the ordinary gradient g at w, and dCE/da at every point (in `activations`).
+  StepResult gradient_pass(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets,
+                           std::vector<std::pair<models::QuantPoint, torch::Tensor>>& activations) const {
+    OptionalRecord record(model, lambda_a_ > 0);
+    const auto logits = model.forward(images);
+    const auto ce = F::cross_entropy(logits, targets);
+    activations = recorded_activations(model);
+    for (auto& [point, activation] : activations) activation.retain_grad();
+    ce.backward();
+    StepResult result;
+    result.logits = logits.detach();
+    result.cross_entropy = ce.item<double>();
+    return result;
+  }
+
+  Directions penalty_directions(const std::vector<torch::Tensor>& weights,
+                                const std::vector<std::pair<models::QuantPoint, torch::Tensor>>& activations) const {
+    Directions out;
+    out.penalty = torch::zeros({}, weights.front().options());
+    for (const auto& w : weights) {
+      out.penalty += lambda_w_ * norm(w.grad(), norm_);
+      out.weights.push_back(direction(w.grad()));
+    }
+    for (const auto& [point, activation] : activations) {
+      out.penalty += lambda_a_ * norm(activation.grad(), norm_);
+      out.activations.push_back(direction(activation.grad()));
+    }
+    return out;
+  }
+
+  // The finite-difference step h: relative_step times the mean |w| (one synchronization).
+  double step_size(const std::vector<torch::Tensor>& weights) const {
+    auto weight_abs = torch::zeros({}, weights.front().options());
+    double weight_count = 0;
+    for (const auto& w : weights) {
+      weight_abs += w.abs().sum();
+      weight_count += static_cast<double>(w.numel());
+    }
+    return relative_step_ * weight_abs.item<double>() / weight_count;
+  }
+
+  // Pass 2: the gradient g' at the perturbed weights and activations, left in the parameters'
+  // grads; the weights and batch-norm statistics are as before afterwards.
+  void perturbed_gradient_pass(models::ClassifierImpl& model, const torch::Tensor& images, const torch::Tensor& targets,
+                               const std::vector<torch::Tensor>& weights,
+                               const std::vector<std::pair<models::QuantPoint, torch::Tensor>>& activations,
+                               const Directions& directions, double h, double kappa) const {
+    std::vector<torch::Tensor> saved_weights;
+    for (const auto& w : weights) saved_weights.push_back(w.clone());
+    const BufferSnapshot buffers(model);  // pass 2 must not update BN statistics
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].add_(directions.weights[i], h * lambda_w_ / kappa);
+    for (const auto& p : model.parameters())
+      if (p.grad().defined()) p.grad().zero_();
+    {
+      torch::AutoGradMode enable_grad(true);
+      std::vector<models::QuantPoint> points;
+      std::vector<torch::Tensor> shifts;
+      for (size_t i = 0; i < activations.size(); ++i) {
+        points.push_back(activations[i].first);
+        shifts.push_back(directions.activations[i].mul(h * lambda_a_ / kappa));
+      }
+      models::PerturbScope perturb(points, shifts);
+      F::cross_entropy(model.forward(images), targets).backward();
+    }
+    for (size_t i = 0; i < weights.size(); ++i) weights[i].copy_(saved_weights[i]);
+    buffers.restore(model);
+  }
+
   torch::Tensor direction(const torch::Tensor& g) const {
     return norm_ == Norm::kL1 ? g.sign() : g / norm(g, Norm::kL2);
   }

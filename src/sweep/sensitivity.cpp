@@ -29,9 +29,9 @@ nlohmann::json sensitivity_model(models::ClassifierImpl& model, const data::Data
 
   auto evaluate = [&](const quant::BitPlan& plan) {
     const quant::QuantizedModelScope quantized(quantizer, plan);
-    return train::evaluate(model, *prepared.images, splits.info, batch, device);
+    return evaluation::evaluate(model, *prepared.images, splits.info, batch, device);
   };
-  auto result_json = [](const train::EvalResult& r) { return nlohmann::json{{"accuracy", r.accuracy}, {"loss", r.loss}}; };
+  auto result_json = [](const evaluation::EvalResult& r) { return nlohmann::json{{"accuracy", r.accuracy}, {"loss", r.loss}}; };
   const auto bound = first_order_bound(prepared.gradients, quantizer.weight_steps(all.layer_bits),
                                        quantizer.activation_steps(all.point_bits, 0));
 

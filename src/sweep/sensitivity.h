@@ -19,7 +19,7 @@ namespace qrobust::sweep {
 
 struct SensitivityOptions {
   int bits = 4;
-  std::string split = "test";  // test | val
+  data::Split split = data::Split::kTest;  // or kVal
   bool progress = true;
 };
 

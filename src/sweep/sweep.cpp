@@ -3,10 +3,12 @@
 #include <chrono>
 #include <sstream>
 
+#include "data/datasets.h"
+#include "io/checkpoint.h"
+#include "models/registry.h"
+#include "parallel/data_parallel.h"
 #include "quant/bn_fold.h"
 #include "stats/summary.h"
-#include "train/checkpoint.h"
-#include "train/distributed.h"
 #include "train/trainer.h"
 #include "util/errors.h"
 #include "util/progress.h"
@@ -35,11 +37,11 @@ std::vector<std::pair<int, int>> grid(const SweepOptions& options) {
   return out;
 }
 
-const data::LabeledImages& evaluation_split(const data::DataSplits& splits, const std::string& split) {
-  if (split == "test") return splits.test;
-  if (split != "val") throw UsageError("sweep split must be test or val, got \"" + split + "\"");
-  if (splits.val.size() == 0) throw UsageError("sweep on the val split: the config holds out no validation images (data.val_size is 0)");
-  return splits.val;
+const data::LabeledImages& evaluation_split(const data::DataSplits& splits, data::Split split) {
+  if (split == data::Split::kTrain) throw UsageError("a sweep evaluates the val or the test split, not the training images");
+  if (split == data::Split::kVal && splits.val.size() == 0)
+    throw UsageError("sweep on the val split: the config holds out no validation images (data.val_size is 0)");
+  return splits[split];
 }
 
 double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits) {
@@ -48,14 +50,14 @@ double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_log
 }
 
 PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplits& splits,
-                            const config::ExperimentConfig& config, const std::string& split, int64_t draws,
+                            const config::ExperimentConfig& config, data::Split split, int64_t draws,
                             torch::Device device) {
   PreparedModel prepared;
   prepared.images = &evaluation_split(splits, split);
   const int64_t batch = config.data.eval_batch_size;
   model.eval();
-  prepared.float_predictions = train::predict(model, *prepared.images, splits.info, batch, device);
-  prepared.reference = train::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
+  prepared.float_predictions = evaluation::predict(model, *prepared.images, splits.info, batch, device);
+  prepared.reference = evaluation::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
   if (config.quant.bn_fold()) quant::fold_batch_norms(model);
   prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
   prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant);
@@ -66,14 +68,14 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
 }
 
 nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
-                               const std::string& split) {
+                               data::Split split) {
   // The quant settings flat (as readers of older files expect) and as one object (for comparing).
   nlohmann::json header = config.quant.to_json();
   header["calibration_samples"] = std::min(config.quant.calibration_samples(), splits.train.size());  // as used
   header["quant"] = config.quant.to_json();
-  header["model"] = config.model.name;
+  header["model"] = config.model.name();
   header["dataset"] = util::name_of(config.data.dataset, config::kDatasetNames);
-  header["split"] = split;
+  header["split"] = data::split_name(split);
   header["samples"] = evaluation_split(splits, split).size();
   header["seed"] = config.seed;
   return header;
@@ -81,8 +83,8 @@ nlohmann::json settings_header(const config::ExperimentConfig& config, const dat
 
 models::Classifier load_trained_model(const config::ExperimentConfig& config, const std::string& checkpoint,
                                       torch::Device device) {
-  auto model = train::build_model(config, device);
-  train::load_checkpoint(checkpoint, *model, nullptr);
+  auto model = models::build_model(config.model, data::dataset_info(config.data).input(), config.seed, device);
+  io::load_checkpoint(checkpoint, *model, nullptr);
   return model;
 }
 
@@ -91,7 +93,6 @@ nlohmann::json analyse_checkpoint(
     const std::function<nlohmann::json(models::ClassifierImpl&, const data::DataSplits&, torch::Device)>& analyse) {
   const auto start = std::chrono::steady_clock::now();
   const torch::Device device = util::resolve_device(config.device);
-  util::configure_threads(config.threads);
   auto model = load_trained_model(config, checkpoint, device);
   const auto splits = data::load_splits(config.data, config.seed);
   auto result = analyse(*model, splits, device);
@@ -112,6 +113,39 @@ nlohmann::json run_sweep(const config::ExperimentConfig& config, const std::stri
 namespace {
 
 std::string bits_label(int bits) { return bits == quant::kFloatBits ? "fp" : std::to_string(bits); }
+std::string configuration_label(int w, int a) { return "w" + bits_label(w) + "a" + bits_label(a); }
+
+// The float model's row: the reference every quantized row is compared with.
+nlohmann::json fp32_row(const evaluation::EvalResult& reference, bool with_top5) {
+  nlohmann::json row = {{"config", "fp32"},
+                        {"weight_bits", quant::kFloatBits},
+                        {"act_bits", quant::kFloatBits},
+                        {"accuracy", reference.accuracy},
+                        {"accuracy_std", 0.0},
+                        {"accuracy_min", reference.accuracy},
+                        {"accuracy_max", reference.accuracy},
+                        {"accuracy_draws", {reference.accuracy}},
+                        {"loss", reference.loss},
+                        {"kl_to_fp32", 0.0},
+                        {"first_order_bound", 0.0},
+                        {"loss_increase", 0.0}};
+  if (with_top5) row["top5"] = reference.top5;
+  return row;
+}
+
+// Rank r computed configurations r, r + P, ... after the fp32 row: every rank publishes its
+// rows, and rank 0 gets them all back in grid order (the others get theirs).
+nlohmann::json rows_in_grid_order(const nlohmann::json& rows, size_t configurations, parallel::DataParallel& parallel) {
+  const int64_t rank = parallel.rank();
+  const auto processes = static_cast<size_t>(parallel.world_size());
+  parallel.publish("sweep_rows_" + std::to_string(rank), rows.dump());
+  if (rank != 0) return rows;
+  std::vector<nlohmann::json> shares;
+  for (size_t r = 0; r < processes; ++r) shares.push_back(nlohmann::json::parse(parallel.fetch("sweep_rows_" + std::to_string(r))));
+  nlohmann::json ordered = nlohmann::json::array({rows[0]});  // fp32 first
+  for (size_t k = 0; k < configurations; ++k) ordered.push_back(shares[k % processes][1 + k / processes]);
+  return ordered;
+}
 
 // One configuration's figures, averaged over the calibration draws (one evaluation when no
 // activation is quantized: the draws only differ in activation ranges).
@@ -126,8 +160,8 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
   for (size_t draw = 0; draw < draws; ++draw) {
     const models::QuantizeScope activations(quantizer.model().quant_points(),
                                             quantizer.activation_quantizers(plan.point_bits, draw));
-    const auto logits = train::predict(quantizer.model(), *prepared.images, splits.info, eval_batch, device).logits;
-    const auto scored = train::score(logits, prepared.float_predictions.targets);
+    const auto logits = evaluation::predict(quantizer.model(), *prepared.images, splits.info, eval_batch, device).logits;
+    const auto scored = evaluation::score(logits, prepared.float_predictions.targets);
     accuracy.push_back(scored.accuracy);
     top5.push_back(scored.top5);
     loss.push_back(scored.loss);
@@ -137,7 +171,7 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
   }
   const auto acc = stats::summarize(accuracy);
   const double mean_loss = stats::summarize(loss).mean;
-  nlohmann::json row = {{"config", "w" + bits_label(w) + "a" + bits_label(a)},
+  nlohmann::json row = {{"config", configuration_label(w, a)},
                         {"weight_bits", w},
                         {"act_bits", a},
                         {"accuracy", acc.mean},
@@ -163,43 +197,22 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
   const auto& reference = prepared.reference;
   const bool with_top5 = splits.info.num_classes >= 100;
 
-  nlohmann::json fp32 = {{"config", "fp32"},
-                         {"weight_bits", quant::kFloatBits},
-                         {"act_bits", quant::kFloatBits},
-                         {"accuracy", reference.accuracy},
-                         {"accuracy_std", 0.0},
-                         {"accuracy_min", reference.accuracy},
-                         {"accuracy_max", reference.accuracy},
-                         {"accuracy_draws", {reference.accuracy}},
-                         {"loss", reference.loss},
-                         {"kl_to_fp32", 0.0},
-                         {"first_order_bound", 0.0},
-                         {"loss_increase", 0.0}};
-  if (with_top5) fp32["top5"] = reference.top5;
-  nlohmann::json rows = nlohmann::json::array({fp32});
+  nlohmann::json rows = nlohmann::json::array({fp32_row(reference, with_top5)});
   util::ProgressLine progress("sweep", static_cast<int64_t>(configurations.size()), "configs");
   const int64_t rank = options.parallel ? options.parallel->rank() : 0;
   const int64_t processes = options.parallel ? options.parallel->world_size() : 1;
   for (size_t k = 0; k < configurations.size(); ++k) {
     if (static_cast<int64_t>(k) % processes != rank) continue;
     const auto [w, a] = configurations[k];
+    if (options.stop && options.stop->load())
+      throw SweepInterrupted("interrupted before configuration " + configuration_label(w, a) + " of the sweep");
     rows.push_back(configuration_row(prepared, splits, config.data.eval_batch_size, w, a, device, with_top5));
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
   }
   if (options.progress) progress.finish();
   if (options.parallel) {
-    // Rank r computed configurations r, r + P, ...: rank 0 puts the rows back in grid order.
-    options.parallel->publish("sweep_rows_" + std::to_string(rank), rows.dump());
+    rows = rows_in_grid_order(rows, configurations.size(), *options.parallel);
     if (rank != 0) return {{"rank", rank}};
-    std::vector<nlohmann::json> shares;
-    for (int64_t r = 0; r < processes; ++r)
-      shares.push_back(nlohmann::json::parse(options.parallel->fetch("sweep_rows_" + std::to_string(r))));
-    nlohmann::json ordered = nlohmann::json::array({rows[0]});  // fp32 first
-    for (size_t k = 0; k < configurations.size(); ++k) {
-      const auto& share = shares[k % static_cast<size_t>(processes)];
-      ordered.push_back(share[1 + k / static_cast<size_t>(processes)]);
-    }
-    rows = std::move(ordered);
   }
 
   auto header = settings_header(config, splits, options.split);

@@ -7,6 +7,7 @@
 // first-order bound on the loss increase (sweep/first_order.h).
 #include <torch/torch.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -15,12 +16,13 @@
 
 #include "config/config.h"
 #include "data/datasets.h"
+#include "evaluation/evaluate.h"
 #include "models/classifier.h"
 #include "quant/calibration.h"
 #include "sweep/first_order.h"
-#include "train/evaluate.h"
+#include "util/errors.h"
 
-namespace qrobust::train {
+namespace qrobust::parallel {
 class DataParallel;
 }
 
@@ -30,38 +32,45 @@ struct SweepOptions {
   std::vector<int> weight_bits = {8, 6, 5, 4, 3, 2};
   std::vector<int> act_bits = {32, 8, 6, 5, 4, 3};
   bool pairs = false;  // zip the two lists instead of the full grid
-  std::string split = "test";  // test | val (the held-out training images, for choosing hyperparameters)
+  data::Split split = data::Split::kTest;  // or kVal (the held-out training images, for choosing hyperparameters)
   int64_t calibration_draws = 1;  // independent seeded calibration samples; rows report their mean and spread
   bool progress = true;
-  // Optional (train/distributed.h): configurations are shared out over the processes and the
+  const std::atomic<bool>* stop = nullptr;  // optional; checked before every configuration
+  // Optional (parallel/data_parallel.h): configurations are shared out over the processes and the
   // rows gathered on rank 0, the only one that gets the full document.
-  train::DataParallel* parallel = nullptr;
+  parallel::DataParallel* parallel = nullptr;
+};
+
+// A stop was requested (SweepOptions::stop) before the sweep finished; nothing is returned.
+class SweepInterrupted : public RuntimeFailure {
+ public:
+  using RuntimeFailure::RuntimeFailure;
 };
 
 // The (weight bits, activation bits) configurations, after checking the lists and the draw count.
 std::vector<std::pair<int, int>> grid(const SweepOptions& options);
 
-// The split a sweep evaluates ("test" or "val"); a val split with no images is a usage error.
-const data::LabeledImages& evaluation_split(const data::DataSplits& splits, const std::string& split);
+// The split a sweep evaluates (val or test); train, or a val split with no images, is a usage error.
+const data::LabeledImages& evaluation_split(const data::DataSplits& splits, data::Split split);
 
 // A trained float model made ready for post-training quantization on one split: its float
 // predictions, then BN-folded (when the config folds), the first-order gradients of its mean
 // loss, and `draws` calibration draws. The sweep and the sensitivity analysis start here.
 struct PreparedModel {
   const data::LabeledImages* images = nullptr;
-  train::Predictions float_predictions;
-  train::EvalResult reference;  // float accuracy and loss
+  evaluation::Predictions float_predictions;
+  evaluation::EvalResult reference;  // float accuracy and loss
   FirstOrder gradients;
   std::unique_ptr<quant::PostTrainingQuantizer> quantizer;
 };
 PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplits& splits,
-                            const config::ExperimentConfig& config, const std::string& split, int64_t draws,
+                            const config::ExperimentConfig& config, data::Split split, int64_t draws,
                             torch::Device device);
 
 // What a sweep or sensitivity document's header says of the model, data and quantizer (no
 // timing or provenance): model, dataset, split, samples, the quant settings, seed.
 nlohmann::json settings_header(const config::ExperimentConfig& config, const data::DataSplits& splits,
-                               const std::string& split);
+                               data::Split split);
 
 // Mean over samples of KL(p_float ‖ p_quantized).
 double mean_kl(const torch::Tensor& float_logits, const torch::Tensor& quant_logits);
@@ -71,8 +80,8 @@ models::Classifier load_trained_model(const config::ExperimentConfig& config, co
                                       torch::Device device);
 
 // Loads `checkpoint` into the model `config` describes, and the config's data splits, on the
-// configured device and threads; returns analyse(model, splits, device) with the header's
-// `checkpoint` and `elapsed_seconds` filled in.
+// configured device and the thread count the caller set (util::configure_threads); returns
+// analyse(model, splits, device) with the header's `checkpoint` and `elapsed_seconds` filled in.
 nlohmann::json analyse_checkpoint(
     const config::ExperimentConfig& config, const std::string& checkpoint,
     const std::function<nlohmann::json(models::ClassifierImpl&, const data::DataSplits&, torch::Device)>& analyse);

@@ -10,13 +10,14 @@
 #include <sstream>
 
 #include "data/batches.h"
+#include "data/datasets.h"
+#include "evaluation/evaluate.h"
+#include "io/checkpoint.h"
 #include "models/complexity.h"
 #include "models/registry.h"
+#include "parallel/data_parallel.h"
 #include "quant/quant_aware.h"
 #include "regularize/regularizer.h"
-#include "train/checkpoint.h"
-#include "train/distributed.h"
-#include "train/evaluate.h"
 #include "train/schedule.h"
 #include "util/atomic_file.h"
 #include "util/directory_lock.h"
@@ -31,15 +32,6 @@ std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/che
 std::string config_path(const std::string& run_dir) { return run_dir + "/config.yaml"; }
 std::string log_path(const std::string& run_dir) { return run_dir + "/train_log.jsonl"; }
 std::string metrics_path(const std::string& run_dir) { return run_dir + "/metrics.json"; }
-
-models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device) {
-  const auto info = data::dataset_info(config.data);
-  torch::manual_seed(static_cast<uint64_t>(config.seed));
-  auto model = models::make_model(config.model.name, {info.channels, info.height, info.width, info.num_classes},
-                                  config.model.width);
-  model->to(device);
-  return model;
-}
 
 namespace {
 
@@ -97,7 +89,7 @@ std::string prepare_run_dir(const TrainOptions& options, const config::Experimen
   return "";
 }
 
-nlohmann::json eval_json(const EvalResult& result) {
+nlohmann::json eval_json(const evaluation::EvalResult& result) {
   return {{"loss", result.loss}, {"accuracy", result.accuracy}, {"samples", result.samples}};
 }
 
@@ -138,11 +130,152 @@ data::Batch probe_batch(const data::DataSplits& splits, torch::Device device) {
   return data::EpochBatches(splits.train, splits.info, options, 0, device).get(0);
 }
 
+// The weights (and momentum) a run starts from: its own checkpoint when it resumes, the trunk
+// it branches from, or init_from's weights; returns the epochs already completed.
+int64_t load_starting_point(const config::ExperimentConfig& config, const std::string& resume_from,
+                            const std::string& run_dir, models::ClassifierImpl& model, torch::optim::SGD& optimizer) {
+  if (!resume_from.empty()) {
+    const int64_t epoch = io::load_checkpoint(resume_from, model, &optimizer).epoch;
+    spdlog::info("resuming {} after epoch {}", run_dir, epoch);
+    return epoch;
+  }
+  if (!config.train.branch_from.empty()) {
+    const int64_t epoch = io::load_checkpoint(config.train.branch_from, model, &optimizer).epoch;
+    if (epoch >= config.train.last_epoch())
+      throw UsageError("train.branch_from: " + config.train.branch_from + " is after epoch " + std::to_string(epoch) +
+                       ", but this run ends after epoch " + std::to_string(config.train.last_epoch()));
+    spdlog::info("continuing the schedule of {} after epoch {}", config.train.branch_from, epoch);
+    return epoch;
+  }
+  if (!config.train.init_from.empty()) {
+    io::load_checkpoint(config.train.init_from, model, nullptr);
+    spdlog::info("initialized weights from {}", config.train.init_from);
+  }
+  return 0;
+}
+
+// Shuffled full batches, augmented as configured; with data parallelism, this process's shard.
+data::BatchOptions training_batch_options(const config::DataConfig& data_config, const parallel::DataParallel* parallel) {
+  data::BatchOptions options;
+  options.batch_size = data_config.batch_size;
+  options.shuffle = true;
+  options.drop_last = true;
+  options.augment = data_config.augment;
+  options.crop_padding = data_config.crop_padding;
+  if (parallel) {
+    options.shard = parallel->rank();
+    options.shards = parallel->world_size();
+  }
+  return options;
+}
+
+// What every epoch of a run trains with.
+struct Training {
+  const config::ExperimentConfig& config;
+  const TrainOptions& options;
+  models::ClassifierImpl& model;
+  torch::optim::SGD& optimizer;
+  quant::QuantAwareTraining* quant_aware;  // null: float training
+  torch::Device device;
+};
+
+// One epoch's sums over the images trained on.
+struct EpochTotals {
+  double cross_entropy = 0, penalty = 0;  // summed over images
+  torch::Tensor correct;                  // int64 on the training device, read once per epoch
+  int64_t images = 0;
+
+  // The totals of all processes, on every process.
+  void sum_over(parallel::DataParallel& parallel) {
+    auto totals = torch::tensor(
+        {cross_entropy, penalty, static_cast<double>(correct.item<int64_t>()), static_cast<double>(images)}, torch::kDouble);
+    parallel.sum(totals);
+    cross_entropy = totals[0].item<double>();
+    penalty = totals[1].item<double>();
+    correct.fill_(static_cast<int64_t>(totals[2].item<double>()));
+    images = static_cast<int64_t>(totals[3].item<double>());
+  }
+
+  nlohmann::json json(bool penalty_active) const {
+    const auto n = static_cast<double>(images);
+    return {{"loss", (cross_entropy + penalty) / n},
+            {"cross_entropy", cross_entropy / n},
+            {"penalty", penalty / n},
+            {"penalty_active", penalty_active},
+            {"accuracy", 100.0 * static_cast<double>(correct.item<int64_t>()) / n}};
+  }
+};
+
+// Every replica's floating-point buffers (batch-norm statistics) become their mean over processes.
+void average_buffers(models::ClassifierImpl& model, parallel::DataParallel& parallel) {
+  torch::NoGradGuard no_grad;
+  for (auto& buffer : model.buffers())
+    if (buffer.is_floating_point()) {
+      parallel.sum(buffer);
+      buffer.div_(static_cast<double>(parallel.world_size()));
+    }
+}
+
+// The steps of (0-based) `epoch`: learning rate, forward, backward (penalty included), gradient
+// averaging over processes, SGD. Throws TrainingInterrupted on a stop request and
+// TrainingDiverged on a non-finite loss.
+EpochTotals train_epoch(const Training& run, int64_t epoch, data::EpochBatches& batches, regularize::Regularizer& regularizer) {
+  const auto& options = run.options;
+  EpochTotals totals;
+  totals.correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
+  for (int64_t step = 0; step < batches.size(); ++step) {
+    if (options.stop && options.stop->load())
+      throw TrainingInterrupted("interrupted in epoch " + std::to_string(epoch + 1) + "; " +
+                                (epoch > 0 ? "the checkpoint after epoch " + std::to_string(epoch) + " is kept; "
+                                           : std::string()) +
+                                "continue with: qrobust train --out " + options.run_dir + " --resume");
+    set_learning_rate(run.optimizer, learning_rate(run.config.train, epoch, step, batches.size()));
+    const auto batch = batches.get(step);
+    run.optimizer.zero_grad();
+    const auto result = training_step(regularizer, run.quant_aware, run.model, batch.images, batch.targets);
+    const double loss = result.cross_entropy + result.penalty;
+    if (!std::isfinite(loss))
+      throw TrainingDiverged("training diverged: " +
+                             std::string(std::isfinite(result.cross_entropy) ? "the penalty" : "the loss") + " is " +
+                             std::to_string(std::isfinite(result.cross_entropy) ? result.penalty : result.cross_entropy) +
+                             " at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
+                             kept_checkpoint(epoch) + " (lower train.lr or the penalty's lambda?)");
+    if (options.parallel) options.parallel->average_gradients(run.model.parameters());
+    run.optimizer.step();
+    const int64_t n = batch.targets.size(0);
+    totals.cross_entropy += result.cross_entropy * static_cast<double>(n);
+    totals.penalty += result.penalty * static_cast<double>(n);
+    totals.correct += result.logits.argmax(1).eq(batch.targets).sum();
+    totals.images += n;
+    if (options.observer) options.observer->on_step(step, totals.images, loss);
+  }
+  return totals;
+}
+
+// metrics.json without the final evaluations: what was trained, where, and how fast.
+nlohmann::json run_metrics(const config::ExperimentConfig& config, models::ClassifierImpl& model, torch::Device device,
+                           const std::string& run_dir, double train_seconds, int64_t trained_images) {
+  return {{"name", config.name},
+          {"model", config.model.name()},
+          {"regularizer", config.regularizer.name()},
+          {"parameters", model.parameter_count()},
+          {"macs_per_image", models::macs_per_image(model)},
+          {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
+          {"epochs", config.train.epochs},
+          {"epochs_trained", config.train.last_epoch()},
+          {"device", device.str()},
+          {"threads", at::get_num_threads()},
+          {"train_seconds_this_session", train_seconds},
+          {"train_images_per_second", train_seconds > 0 ? static_cast<double>(trained_images) / train_seconds : 0.0},
+          {"checkpoint", checkpoint_path(run_dir)},
+          {"provenance", util::provenance()}};
+}
+
 }  // namespace
 
 double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps) {
   const auto info = data::dataset_info(config.data);
-  auto model = build_model(config, device);
+  auto model = models::build_model(config.model, info.input(), config.seed, device);
   const auto images = torch::randn({config.data.batch_size, info.channels, info.height, info.width},
                                    torch::TensorOptions().device(device));
   const auto targets = torch::randint(0, info.num_classes, {config.data.batch_size},
@@ -179,7 +312,7 @@ RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig&
 
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options) {
   const std::string config_yaml = config::to_yaml(config);
-  DataParallel* parallel = options.parallel;
+  parallel::DataParallel* parallel = options.parallel;
   const bool main_process = parallel == nullptr || parallel->is_main();
   // Rank 0 owns the run directory; the others only read the checkpoint it resumes from.
   std::optional<util::DirectoryLock> lock;
@@ -189,39 +322,14 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
                    : (options.resume && fs::exists(checkpoint_path(options.run_dir)) ? checkpoint_path(options.run_dir) : "");
   if (parallel) parallel->barrier();
   const torch::Device device = util::resolve_device(config.device);
-  const int threads = util::configure_threads(config.threads);
 
   const auto splits = data::load_splits(config.data, config.seed);
-  auto model = build_model(config, device);
+  auto model = models::build_model(config.model, splits.info.input(), config.seed, device);
   auto optimizer = make_optimizer(config.train, model->parameters());
-
-  int64_t start_epoch = 0;
-  if (!resume_from.empty()) {
-    start_epoch = load_checkpoint(resume_from, *model, &optimizer).epoch;
-    spdlog::info("resuming {} after epoch {}", options.run_dir, start_epoch);
-  } else if (!config.train.branch_from.empty()) {
-    start_epoch = load_checkpoint(config.train.branch_from, *model, &optimizer).epoch;
-    if (start_epoch >= config.train.last_epoch())
-      throw UsageError("train.branch_from: " + config.train.branch_from + " is after epoch " + std::to_string(start_epoch) +
-                       ", but this run ends after epoch " + std::to_string(config.train.last_epoch()));
-    spdlog::info("continuing the schedule of {} after epoch {}", config.train.branch_from, start_epoch);
-  } else if (!config.train.init_from.empty()) {
-    load_checkpoint(config.train.init_from, *model, nullptr);
-    spdlog::info("initialized weights from {}", config.train.init_from);
-  }
+  const int64_t start_epoch = load_starting_point(config, resume_from, options.run_dir, *model, optimizer);
   if (options.resume && main_process) trim_log(log_path(options.run_dir), start_epoch);
 
-  data::BatchOptions batch_options;
-  batch_options.batch_size = config.data.batch_size;
-  batch_options.shuffle = true;
-  batch_options.drop_last = true;
-  batch_options.augment = config.data.augment;
-  batch_options.crop_padding = config.data.crop_padding;
-  if (parallel) {
-    batch_options.shard = parallel->rank();
-    batch_options.shards = parallel->world_size();
-  }
-
+  const auto batch_options = training_batch_options(config.data, parallel);
   const auto plain = regularize::make_plain();
   const auto penalized = regularize::make_regularizer(config.regularizer);
   const auto probe = main_process ? probe_batch(splits, device) : data::Batch{};  // only rank 0 logs norms
@@ -230,6 +338,10 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
                                                                     static_cast<uint64_t>(config.seed),
                                                                     config.data.eval_batch_size, device)
                                         : std::vector<torch::Tensor>();
+  const Training run{config, options, *model, optimizer, quant_aware.get(), device};
+  auto evaluate = [&](const data::LabeledImages& split) {
+    return eval_json(evaluation::evaluate(*model, split, splits.info, config.data.eval_batch_size, device));
+  };
 
   double train_seconds = 0;
   int64_t trained_images = 0;
@@ -245,106 +357,45 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
     regularize::Regularizer& regularizer = penalty_active ? *penalized : *plain;
     regularizer.begin_epoch();
     const auto start = Clock::now();
-    double ce_sum = 0, penalty_sum = 0;
-    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
-    int64_t images = 0;
-    for (int64_t step = 0; step < batches.size(); ++step) {
-      if (options.stop && options.stop->load())
-        throw TrainingInterrupted("interrupted in epoch " + std::to_string(epoch + 1) + "; " +
-                                  (epoch > 0 ? "the checkpoint after epoch " + std::to_string(epoch) + " is kept; "
-                                             : std::string()) +
-                                  "continue with: qrobust train --out " + options.run_dir + " --resume");
-      set_learning_rate(optimizer, learning_rate(config.train, epoch, step, batches.size()));
-      const auto batch = batches.get(step);
-      optimizer.zero_grad();
-      const auto result = training_step(regularizer, quant_aware.get(), *model, batch.images, batch.targets);
-      const double loss = result.cross_entropy + result.penalty;
-      if (!std::isfinite(loss))
-        throw TrainingDiverged("training diverged: " +
-                               std::string(std::isfinite(result.cross_entropy) ? "the penalty" : "the loss") + " is " +
-                               std::to_string(std::isfinite(result.cross_entropy) ? result.penalty : result.cross_entropy) +
-                               " at epoch " + std::to_string(epoch + 1) + " step " + std::to_string(step + 1) +
-                               kept_checkpoint(epoch) + " (lower train.lr or the penalty's lambda?)");
-      if (parallel) parallel->average_gradients(model->parameters());
-      optimizer.step();
-      const int64_t n = batch.targets.size(0);
-      ce_sum += result.cross_entropy * static_cast<double>(n);
-      penalty_sum += result.penalty * static_cast<double>(n);
-      correct += result.logits.argmax(1).eq(batch.targets).sum();
-      images += n;
-      if (options.observer) options.observer->on_step(step, images, loss);
-    }
+    auto totals = train_epoch(run, epoch, batches, regularizer);
     if (parallel) {
-      // Epoch totals over all processes, and one set of batch-norm statistics for every replica.
-      auto totals = torch::tensor({ce_sum, penalty_sum, static_cast<double>(correct.item<int64_t>()), static_cast<double>(images)},
-                                  torch::kDouble);
-      parallel->sum(totals);
-      ce_sum = totals[0].item<double>();
-      penalty_sum = totals[1].item<double>();
-      correct.fill_(static_cast<int64_t>(totals[2].item<double>()));
-      images = static_cast<int64_t>(totals[3].item<double>());
-      torch::NoGradGuard no_grad;
-      for (auto& buffer : model->buffers())
-        if (buffer.is_floating_point()) {
-          parallel->sum(buffer);
-          buffer.div_(static_cast<double>(parallel->world_size()));
-        }
+      totals.sum_over(*parallel);
+      average_buffers(*model, *parallel);
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     train_seconds += seconds;
-    trained_images += images;
+    trained_images += totals.images;
     if (!main_process) continue;
 
     nlohmann::json record = {
         {"epoch", epoch + 1},
         {"lr", learning_rate(config.train, epoch, 0, batches.size())},
-        {"train", {{"loss", (ce_sum + penalty_sum) / static_cast<double>(images)},
-                   {"cross_entropy", ce_sum / static_cast<double>(images)},
-                   {"penalty", penalty_sum / static_cast<double>(images)},
-                   {"penalty_active", penalty_active},
-                   {"accuracy", 100.0 * static_cast<double>(correct.item<int64_t>()) / static_cast<double>(images)}}},
+        {"train", totals.json(penalty_active)},
         {"gradient_norms", gradient_norms_json(regularize::measure_gradient_norms(*model, probe.images, probe.targets))},
-        {"test", eval_json(evaluate(*model, splits.test, splits.info, config.data.eval_batch_size, device))},
+        {"test", evaluate(splits.test)},
         {"train_seconds", seconds},
-        {"images_per_second", static_cast<double>(images) / seconds}};
-    if (splits.val.size() > 0)
-      record["val"] = eval_json(evaluate(*model, splits.val, splits.info, config.data.eval_batch_size, device));
+        {"images_per_second", static_cast<double>(totals.images) / seconds}};
+    if (splits.val.size() > 0) record["val"] = evaluate(splits.val);
     // A finite training loss can hide weights that have blown up (e.g. with frozen batch norms).
     if (!std::isfinite(record["test"]["loss"].get<double>()))
       throw TrainingDiverged("training diverged: the test loss is not finite after epoch " + std::to_string(epoch + 1) +
                              kept_checkpoint(epoch) + " (lower train.lr?)");
     // Log first, checkpoint second: a kill in between leaves a record that resume trims.
     append_line(log_path(options.run_dir), record.dump());
-    save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);
+    io::save_checkpoint(checkpoint_path(options.run_dir), *model, &optimizer, epoch + 1, config_yaml);
     if (options.observer) options.observer->on_epoch_end(record);
     last_record = std::move(record);
   }
   if (!main_process) return {{"rank", parallel->rank()}, {"train_seconds_this_session", train_seconds}};
+
   // Figures of the final weights: from the last epoch's record, or evaluated when this session
   // trained nothing (a resumed run that was already complete).
   auto final_eval = [&](const char* key, const data::LabeledImages& split) {
-    if (last_record.contains(key)) return last_record[key];
-    return eval_json(evaluate(*model, split, splits.info, config.data.eval_batch_size, device));
+    return last_record.contains(key) ? last_record[key] : evaluate(split);
   };
-
-  nlohmann::json metrics = {
-      {"name", config.name},
-      {"model", config.model.name},
-      {"regularizer", config.regularizer.name()},
-      {"parameters", model->parameter_count()},
-      {"macs_per_image", models::macs_per_image(*model)},
-      {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
-      {"epochs", config.train.epochs},
-      {"epochs_trained", config.train.last_epoch()},
-      {"test", final_eval("test", splits.test)},
-      {"device", device.str()},
-      {"threads", threads},
-      {"train_seconds_this_session", train_seconds},
-      {"train_images_per_second", train_seconds > 0 ? static_cast<double>(trained_images) / train_seconds : 0.0},
-      {"checkpoint", checkpoint_path(options.run_dir)},
-      {"provenance", util::provenance()}};
-  if (splits.val.size() > 0)
-    metrics["val"] = final_eval("val", splits.val);
+  auto metrics = run_metrics(config, *model, device, options.run_dir, train_seconds, trained_images);
+  metrics["test"] = final_eval("test", splits.test);
+  if (splits.val.size() > 0) metrics["val"] = final_eval("val", splits.val);
   util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");
   return metrics;
 }

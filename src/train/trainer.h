@@ -20,6 +20,10 @@
 #include "models/classifier.h"
 #include "util/errors.h"
 
+namespace qrobust::parallel {
+class DataParallel;
+}
+
 namespace qrobust::train {
 
 // The loss became NaN or infinite; the last good checkpoint is kept.
@@ -43,19 +47,18 @@ class TrainObserver {
   virtual void on_epoch_end(const nlohmann::json& /*record*/) {}
 };
 
-class DataParallel;
-
 struct TrainOptions {
   std::string run_dir;
   bool resume = false;
   TrainObserver* observer = nullptr;        // optional
   const std::atomic<bool>* stop = nullptr;  // optional; checked before every step
-  // Optional (train/distributed.h): train on this process's shard of every batch, average
+  // Optional (parallel/data_parallel.h): train on this process's shard of every batch, average
   // gradients and batch-norm statistics over processes; only rank 0 evaluates and writes.
-  DataParallel* parallel = nullptr;
+  parallel::DataParallel* parallel = nullptr;
 };
 
-// Runs training to the configured number of epochs; returns the metrics.json content.
+// Runs training to the configured number of epochs; returns the metrics.json content. The caller
+// sets the thread count (util::configure_threads(config.threads)); the log records the one in effect.
 nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions& options);
 
 // What a run directory holds for `config`; throws UsageError when it holds another experiment.
@@ -70,9 +73,6 @@ RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig&
 // included), on random images, averaged over `steps` after one untimed step (rounded up to
 // whole cycles of an amortized penalty).
 double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps);
-
-// The model a config describes, built for its data set (seeded by config.seed).
-models::Classifier build_model(const config::ExperimentConfig& config, torch::Device device);
 
 // File names inside a run directory.
 std::string checkpoint_path(const std::string& run_dir);

@@ -7,7 +7,6 @@
 // (the pattern of CTranslate2's str_to_compute_type / compute_type_to_str).
 #include <array>
 #include <cstddef>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,14 +41,6 @@ template <class E, size_t N>
 std::vector<std::string> all_names(const Names<E, N>& names) {
   std::vector<std::string> out;
   for (const auto& entry : names) out.emplace_back(entry.name);
-  return out;
-}
-
-// name -> value, for CLI11's CheckedTransformer.
-template <class E, size_t N>
-std::map<std::string, E> name_map(const Names<E, N>& names) {
-  std::map<std::string, E> out;
-  for (const auto& entry : names) out.emplace(entry.name, entry.value);
   return out;
 }
 

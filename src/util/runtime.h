@@ -6,7 +6,7 @@
 
 namespace qrobust::util {
 
-// Sets LibTorch's intra-op thread count: `requested` > 0 is used as is, 0 means all cores
+// Sets LibTorch's intra-op thread count, once per command, in apps/ (the library reads it): `requested` > 0 is used as is, 0 means all cores
 // (LibTorch reports 1 on some machines unless told). Returns the count in effect.
 int configure_threads(int64_t requested);
 

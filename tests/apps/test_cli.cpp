@@ -112,6 +112,8 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
     CHECK(r.exit_code == 2);
     CHECK(count_lines(r.output) == 1);
   }
+  CHECK_THAT(run("sensitivity --run " + dir.file("run") + " --split train").output,
+             Catch::Contains("--split: expected one of val, test, got \"train\""));
   const auto sensitivity = run("sensitivity --run " + dir.file("run") + " --bits 4 --set quant.calibration_samples=16");
   INFO(sensitivity.output);
   REQUIRE(sensitivity.exit_code == 0);

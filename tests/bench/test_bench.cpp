@@ -6,13 +6,12 @@
 using namespace qrobust;
 
 namespace {
-// A quick grad_l1 benchmark: one thread, no warm-up, 3 alternating rounds.
+// A quick grad_l1 benchmark: no warm-up, 3 alternating rounds.
 bench::BenchOptions grad_l1_bench(int64_t batch, int64_t steps) {
   bench::BenchOptions options;
   options.batch = batch;
   options.steps = steps;
   options.warmup_steps = 0;
-  options.threads = 1;
   options.alternate_rounds = 3;
   options.regularizer.penalty(regularize::Penalty::kGradL1).lambda_w(0.05).lambda_a(0.05);
   return options;

@@ -92,7 +92,7 @@ TEST_CASE("malformed YAML is an error with its line") {
 TEST_CASE("overrides given with --set go through the same validation") {
   const auto c = config::parse_config(kGood, "configs/x.yaml", {"train.lr=0.2", "model.width=32", "data.augment=false"});
   CHECK(c.train.lr == Approx(0.2));
-  CHECK(c.model.width == 32);
+  CHECK(c.model.width() == 32);
   CHECK_FALSE(c.data.augment);
   CHECK_THAT(error_of(kGood, {"train.lr=fast"}), Equals("--set train.lr: train.lr: expected a number, got \"fast\""));
   CHECK_THAT(error_of(kGood, {"train.lrr=1"}), Catch::StartsWith("--set train.lrr: train.lrr: unknown key"));

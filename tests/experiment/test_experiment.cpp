@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "experiment/experiment.h"
+#include "io/checkpoint.h"
 #include "test_support.h"
-#include "train/checkpoint.h"
 #include "util/atomic_file.h"
 
 using namespace qrobust;
@@ -107,7 +107,7 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   CHECK(nlohmann::json::parse(util::read_file(dir + "/seed_2/ste@4/sweep_per_channel_test.json"))["header"]["weight_granularity"] ==
         "per_channel");
   CHECK_THAT(util::read_file(dir + "/table.md"), Catch::Contains("Difference from none"));
-  CHECK(train::read_checkpoint_info(dir + "/seed_2/none/checkpoint.pt").epoch == 1);
+  CHECK(io::read_checkpoint_info(dir + "/seed_2/none/checkpoint.pt").epoch == 1);
   // Sensitivity where asked for: none, per_tensor, both seeds; and the experiment's summary of it.
   CHECK(fs::exists(dir + "/seed_1/none/sensitivity_per_tensor_test.json"));
   CHECK(fs::exists(dir + "/seed_2/none/sensitivity_per_tensor_test.md"));
@@ -194,6 +194,9 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {variants: [y]}\n"),
              Catch::Contains("sensitivity.variants: \"y\" is not one of the variants"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {bits: 32}\n"), Catch::Contains("sensitivity.bits: must be 2..16"));
+  CHECK_THAT(error_for(head + "variants: {x: {}, y: {threads: 2}}\n"),
+             Catch::Contains("y sets threads to 2, x to 1; an experiment runs on one thread count"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {split: train}\n"), Catch::Contains("sensitivity.split"));
 }
 
 TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed results are reused without checkpoints") {
@@ -217,8 +220,8 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   CHECK_THAT(plan, Catch::Contains("seed 7 none: train 1 epoch (3..3) continuing"));
   const auto table = experiment::run_experiment(experiment, {});
   const std::string dir = work.file("results/branch/seed_7");
-  CHECK(train::read_checkpoint_info(dir + "/baseline/checkpoint.pt").epoch == 2);
-  CHECK(train::read_checkpoint_info(dir + "/none/checkpoint.pt").epoch == 3);
+  CHECK(io::read_checkpoint_info(dir + "/baseline/checkpoint.pt").epoch == 2);
+  CHECK(io::read_checkpoint_info(dir + "/none/checkpoint.pt").epoch == 3);
   // The trunk is a mid-schedule model: trained, not swept, not in the table.
   CHECK_FALSE(fs::exists(dir + "/baseline/sweep_default_test.json"));
   REQUIRE(table["tables"][0]["rows"].size() == 1);

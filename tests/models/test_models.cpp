@@ -9,6 +9,22 @@
 
 using namespace qrobust;
 
+TEST_CASE("build_model: weights as after manual_seed(seed), and the global generator left as it was") {
+  const auto options = models::ModelOptions().name("resnet8").width(4);
+  const models::InputSpec input{3, 8, 8, 10};
+  torch::manual_seed(7);
+  auto reference = models::make_model("resnet8", input, 4);
+  torch::manual_seed(123);
+  const auto next_draw = torch::rand({4});
+  torch::manual_seed(123);
+  auto built = models::build_model(options, input, 7, torch::kCPU);
+  CHECK(torch::equal(torch::rand({4}), next_draw));  // building drew nothing from the global generator
+  const auto want = reference->state(), got = built->state();
+  REQUIRE(got.size() == want.size());
+  for (const auto& item : want) CHECK(torch::equal(got[item.key()], item.value()));
+  auto other_seed = models::build_model(options, input, 8, torch::kCPU);
+  CHECK_FALSE(torch::equal(other_seed->state()["conv1.weight"], want["conv1.weight"]));
+}
 
 TEST_CASE("every shipped model maps CIFAR and Fashion-MNIST shaped batches to class logits") {
   torch::NoGradGuard no_grad;

@@ -1,9 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include "data/datasets.h"
+#include "io/checkpoint.h"
 #include "models/registry.h"
 #include "regularize/regularizer.h"
 #include "test_support.h"
-#include "train/checkpoint.h"
 #include "train/trainer.h"
 
 using namespace qrobust;
@@ -227,8 +228,8 @@ TEST_CASE("lambda = 0 trains bit-identically to no regularizer; lambda > 0 does 
     checkpoints.push_back(train::checkpoint_path(options.run_dir));
   }
   auto weights = [&](const std::string& path) {
-    auto model = train::build_model(none, torch::kCPU);
-    train::load_checkpoint(path, *model, nullptr);
+    auto model = models::build_model(none.model, data::dataset_info(none.data).input(), none.seed, torch::kCPU);
+    io::load_checkpoint(path, *model, nullptr);
     return torch::cat(
         [&] { std::vector<torch::Tensor> all; for (auto& p : model->parameters()) all.push_back(p.flatten()); return all; }());
   };

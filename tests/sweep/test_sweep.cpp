@@ -1,15 +1,18 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 
+#include "data/datasets.h"
+#include "evaluation/evaluate.h"
+#include "io/checkpoint.h"
+#include "models/registry.h"
 #include "quant/bn_fold.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "test_support.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 
@@ -33,12 +36,27 @@ struct TrainedRun {
 };
 }  // namespace
 
+TEST_CASE("a sweep checks the stop flag before every configuration") {
+  TrainedRun run;
+  sweep::SweepOptions options;
+  options.weight_bits = {8, 4};
+  options.act_bits = {8, 4};
+  options.pairs = true;
+  options.progress = false;
+  std::atomic<bool> stop{true};
+  options.stop = &stop;
+  CHECK_THROWS_MATCHES(sweep::run_sweep(run.config, run.checkpoint, options), sweep::SweepInterrupted,
+                       Catch::Message("interrupted before configuration w8a8 of the sweep"));
+  stop = false;
+  CHECK(sweep::run_sweep(run.config, run.checkpoint, options)["rows"].size() == 3);
+}
+
 TEST_CASE("a sweep at 32/32 reproduces eval exactly, 16/16 within 0.1 points, and rows have the schema") {
   TrainedRun run;
-  auto model = train::build_model(run.config, torch::kCPU);
-  train::load_checkpoint(run.checkpoint, *model, nullptr);
+  auto model = models::build_model(run.config.model, data::dataset_info(run.config.data).input(), run.config.seed, torch::kCPU);
+  io::load_checkpoint(run.checkpoint, *model, nullptr);
   const auto splits = data::load_splits(run.config.data, run.config.seed);
-  const auto eval = train::evaluate(*model, splits.test, splits.info, run.config.data.eval_batch_size, torch::kCPU);
+  const auto eval = evaluation::evaluate(*model, splits.test, splits.info, run.config.data.eval_batch_size, torch::kCPU);
 
   sweep::SweepOptions options;
   options.weight_bits = {32, 16, 4};
@@ -151,7 +169,7 @@ TEST_CASE("sensitivity: one in at 32 bits is the float model; one in for a layer
       weight.copy_((weight / scale).round().clamp(-7, 7) * scale);
     }
     const auto splits = data::load_splits(run.config.data, run.config.seed);
-    const auto expected = train::evaluate(*model, splits.test, splits.info, run.config.data.eval_batch_size, torch::kCPU);
+    const auto expected = evaluation::evaluate(*model, splits.test, splits.info, run.config.data.eval_batch_size, torch::kCPU);
     const auto& row = doc["rows"][layer];
     INFO(row["name"]);
     CHECK(row["kind"] == "weights");

@@ -3,8 +3,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/datasets.h"
+#include "io/checkpoint.h"
+#include "models/registry.h"
 #include "test_support.h"
-#include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
 
@@ -33,8 +35,8 @@ std::vector<nlohmann::json> read_log(const std::string& run_dir) {
 }
 
 std::map<std::string, torch::Tensor> final_weights(const config::ExperimentConfig& config, const std::string& run_dir) {
-  auto model = train::build_model(config, torch::kCPU);
-  train::load_checkpoint(train::checkpoint_path(run_dir), *model, nullptr);
+  auto model = models::build_model(config.model, data::dataset_info(config.data).input(), config.seed, torch::kCPU);
+  io::load_checkpoint(train::checkpoint_path(run_dir), *model, nullptr);
   std::map<std::string, torch::Tensor> weights;
   for (const auto& item : model->named_parameters()) weights[item.key()] = item.value().clone();
   for (const auto& item : model->named_buffers()) weights[item.key()] = item.value().clone();
@@ -57,7 +59,7 @@ TEST_CASE("training lowers the loss on a small learnable set and writes the run 
   CHECK(log.back()["images_per_second"].get<double>() > 0);
   CHECK(config::parse_config(util::read_file(train::config_path(options.run_dir)), "x").name == "tiny");
   CHECK(nlohmann::json::parse(util::read_file(train::metrics_path(options.run_dir)))["epochs"] == 6);
-  CHECK(train::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 6);
+  CHECK(io::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 6);
 
   // Starting again into the same directory without --resume is refused and changes nothing.
   const auto checkpoint = util::read_file(train::checkpoint_path(options.run_dir));
@@ -89,7 +91,7 @@ TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as
     interrupted.observer = &stop_at;
     interrupted.stop = &stop;
     CHECK_THROWS_AS(train::train(config, interrupted), train::TrainingInterrupted);
-    CHECK(train::read_checkpoint_info(train::checkpoint_path(interrupted.run_dir)).epoch == 1);
+    CHECK(io::read_checkpoint_info(train::checkpoint_path(interrupted.run_dir)).epoch == 1);
 
     train::TrainOptions resumed;
     resumed.run_dir = interrupted.run_dir;
@@ -127,7 +129,7 @@ TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpo
   std::string checkpoint_after_epoch_1;
   CHECK_THROWS_WITH(train::train(config, options),
                     Catch::Contains("training diverged: the loss is") && Catch::Contains("checkpoint after epoch 1 is kept"));
-  CHECK(train::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 1);
+  CHECK(io::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 1);
   const auto weights = final_weights(config, options.run_dir);
   for (const auto& [name, tensor] : weights) CHECK(torch::isfinite(tensor).all().item<bool>());
 }
@@ -146,7 +148,7 @@ TEST_CASE("a baseline stopped after epoch K and branched to the end equals one u
   first.run_dir = runs.file("baseline");
   train::train(stopped, first);
   CHECK(read_log(first.run_dir).size() == 1);
-  CHECK(train::read_checkpoint_info(train::checkpoint_path(first.run_dir)).epoch == 1);
+  CHECK(io::read_checkpoint_info(train::checkpoint_path(first.run_dir)).epoch == 1);
 
   auto branched = config;
   branched.train.branch_from = train::checkpoint_path(first.run_dir);
@@ -189,7 +191,7 @@ TEST_CASE("init_from starts a new run from another run's weights") {
   CHECK(after["test"]["accuracy"].get<double>() == Approx(before["test"]["accuracy"].get<double>()).margin(5.0));
 
   auto wrong = finetune;
-  wrong.model.name = "resnet14";
+  wrong.model.name("resnet14");
   train::TrainOptions third;
   third.run_dir = runs.file("third");
   CHECK_THROWS_WITH(train::train(wrong, third), Catch::Contains("holds resnet8"));

@@ -1,4 +1,4 @@
-#include "train/torchvision_import.h"
+#include "io/torchvision_import.h"
 
 #include <torch/torch.h>
 
@@ -6,12 +6,12 @@
 #include <map>
 
 #include "config/config.h"
+#include "io/checkpoint.h"
 #include "io/torch_archive.h"
 #include "models/registry.h"
-#include "train/checkpoint.h"
 #include "util/errors.h"
 
-namespace qrobust::train {
+namespace qrobust::io {
 namespace {
 
 // The state dict's tensors; a "module." prefix (nn.DataParallel) is dropped.
@@ -43,14 +43,13 @@ ImportedWeights import_torchvision(const TorchvisionImport& request) {
                      " and " + std::to_string(imported.num_classes) + " classes, outside 1..4096 and 1..1000000");
   config::ExperimentConfig config;
   config.name = std::filesystem::path(request.out).stem().string();
-  config.model.name = request.model;
-  config.model.width = imported.width == 64 ? 0 : imported.width;
+  config.model.name(request.model).width(imported.width == 64 ? 0 : imported.width);
   config.data.dataset = config::Dataset::kImageFolder;
   config.data.root = config::default_data_root(config::Dataset::kImageFolder);
   config.data.image_size = request.image_size;
   config.data.resize = request.image_size * 256 / 224;
   auto model = models::make_model(request.model, {3, request.image_size, request.image_size, imported.num_classes},
-                                  config.model.width);
+                                  config.model.width());
 
   auto named = model->state();
   io::check_tensors(request.state_dict, named, state,
@@ -65,4 +64,4 @@ ImportedWeights import_torchvision(const TorchvisionImport& request) {
   return imported;
 }
 
-}  // namespace qrobust::train
+}  // namespace qrobust::io

@@ -4,11 +4,11 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "io/checkpoint.h"
 #include "io/torch_archive.h"
+#include "io/torchvision_import.h"
 #include "models/registry.h"
 #include "test_support.h"
-#include "train/checkpoint.h"
-#include "train/torchvision_import.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -50,17 +50,17 @@ TEST_CASE("import-torchvision: a torchvision state dict computes in qrobust what
   const auto io = read_state_dict(kFixtures + "resnet18_w4_io.pt");
 
   testing::TempDir dir;
-  const auto imported = train::import_torchvision({"resnet18", kFixtures + "resnet18_w4.pth", dir.file("r18.pt"), 224});
+  const auto imported = io::import_torchvision({"resnet18", kFixtures + "resnet18_w4.pth", dir.file("r18.pt"), 224});
   CHECK(imported.width == 4);
   CHECK(imported.num_classes == 10);
   CHECK(imported.tensors == 122);
-  const auto info = train::read_checkpoint_info(dir.file("r18.pt"));
+  const auto info = io::read_checkpoint_info(dir.file("r18.pt"));
   CHECK(info.architecture == "resnet18");
   CHECK(info.input_shape == std::vector<int64_t>{3, 224, 224});
   CHECK(info.config_yaml.find("dataset: imagefolder") != std::string::npos);
 
   auto model = models::make_model("resnet18", {3, 224, 224, 10}, 4);
-  train::load_checkpoint(dir.file("r18.pt"), *model, nullptr);
+  io::load_checkpoint(dir.file("r18.pt"), *model, nullptr);
   model->eval();
   torch::NoGradGuard no_grad;
   const auto logits = model->forward(io.at("input"));
@@ -70,21 +70,21 @@ TEST_CASE("import-torchvision: a torchvision state dict computes in qrobust what
 TEST_CASE("import-torchvision names the tensor that does not fit, and reads only state dicts") {
   testing::TempDir dir;
   const std::string pth = kFixtures + "resnet18_w4.pth";
-  CHECK_THROWS_WITH(train::import_torchvision({"resnet34", pth, dir.file("a.pt"), 224}),
+  CHECK_THROWS_WITH(io::import_torchvision({"resnet34", pth, dir.file("a.pt"), 224}),
                     Catch::Contains("no tensor \"layer1.2.conv1.weight\", which resnet34 (width 4, 10 classes) has"));
-  CHECK_THROWS_WITH(train::import_torchvision({"vgg16_bn", pth, dir.file("a.pt"), 224}), Catch::Contains("--model"));
-  CHECK_THROWS_WITH(train::import_torchvision({"resnet18", dir.file("missing.pth"), dir.file("a.pt"), 224}),
+  CHECK_THROWS_WITH(io::import_torchvision({"vgg16_bn", pth, dir.file("a.pt"), 224}), Catch::Contains("--model"));
+  CHECK_THROWS_WITH(io::import_torchvision({"resnet18", dir.file("missing.pth"), dir.file("a.pt"), 224}),
                     Catch::Contains("not found"));
 
   auto state = read_state_dict(pth);
   state["extra.weight"] = torch::zeros({2});
   write_state_dict(dir.file("extra.pth"), state);
-  CHECK_THROWS_WITH(train::import_torchvision({"resnet18", dir.file("extra.pth"), dir.file("a.pt"), 224}),
+  CHECK_THROWS_WITH(io::import_torchvision({"resnet18", dir.file("extra.pth"), dir.file("a.pt"), 224}),
                     Catch::Contains("\"extra.weight\" has no place in resnet18"));
   state.erase("extra.weight");
   state["layer2.0.conv1.weight"] = torch::zeros({8, 4, 3, 1});
   write_state_dict(dir.file("shape.pth"), state);
-  CHECK_THROWS_WITH(train::import_torchvision({"resnet18", dir.file("shape.pth"), dir.file("a.pt"), 224}),
+  CHECK_THROWS_WITH(io::import_torchvision({"resnet18", dir.file("shape.pth"), dir.file("a.pt"), 224}),
                     Catch::Contains("\"layer2.0.conv1.weight\" is 8x4x3x1") && Catch::Contains("has 8x4x3x3"));
   CHECK(!std::filesystem::exists(dir.file("a.pt")));  // nothing written on failure
 
@@ -112,10 +112,10 @@ TEST_CASE("qrobust checkpoints load into torchvision's models in Python", "[pyth
     torch::NoGradGuard no_grad;
     logits = model->forward(input);
   }
-  train::save_checkpoint(dir.file("checkpoint.pt"), *model, nullptr, 3, "name: test\n");
+  io::save_checkpoint(dir.file("checkpoint.pt"), *model, nullptr, 3, "name: test\n");
   write_state_dict(dir.file("io.pt"), {{"input", input}, {"logits", logits}});
   const std::string command = "/usr/bin/python3 " + std::string(QROBUST_SOURCE_DIR) +
-                              "/tests/train/check_checkpoint_in_python.py " + dir.file("checkpoint.pt") + " " +
+                              "/tests/io/check_checkpoint_in_python.py " + dir.file("checkpoint.pt") + " " +
                               dir.file("io.pt");
   CHECK(std::system(command.c_str()) == 0);
 }

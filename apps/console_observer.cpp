@@ -1,10 +1,10 @@
-#include "train/console_observer.h"
+#include "console_observer.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
-namespace qrobust::train {
+namespace qrobust::cli {
 
 void ConsoleObserver::on_epoch_start(int64_t epoch, int64_t epochs, int64_t steps, int64_t images) {
   line_ = std::make_unique<util::ProgressLine>("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs),
@@ -29,4 +29,4 @@ void ConsoleObserver::on_epoch_end(const nlohmann::json& record) {
   line_->finish(detail);
 }
 
-}  // namespace qrobust::train
+}  // namespace qrobust::cli

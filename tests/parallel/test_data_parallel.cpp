@@ -15,8 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "parallel/data_parallel.h"
 #include "test_support.h"
-#include "train/distributed.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
@@ -43,7 +43,7 @@ std::pair<torch::Tensor, torch::Tensor> global_batch(int step) {
 }
 
 // Trains `kSteps` plain SGD steps on images [first, first + count) of each global batch.
-torch::nn::Sequential train_steps(int64_t first, int64_t count, train::DataParallel* parallel) {
+torch::nn::Sequential train_steps(int64_t first, int64_t count, parallel::DataParallel* parallel) {
   auto model = tiny_model();
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
   for (int step = 0; step < kSteps; ++step) {
@@ -119,23 +119,23 @@ TEST_CASE("the torchrun environment is read, and mistakes in it are named") {
     for (auto [name, value] : values) setenv(name, value, 1);
   };
   with({});
-  CHECK(!train::distributed_env());
+  CHECK(!parallel::distributed_env());
   with({{"WORLD_SIZE", "1"}});
-  CHECK(!train::distributed_env());
+  CHECK(!parallel::distributed_env());
   with({{"WORLD_SIZE", "2"}, {"RANK", "1"}, {"MASTER_ADDR", "10.0.0.2"}, {"MASTER_PORT", "29400"}});
-  const auto env = train::distributed_env();
+  const auto env = parallel::distributed_env();
   REQUIRE(env);
   CHECK(env->rank == 1);
   CHECK(env->local_rank == 1);
   CHECK(env->master_addr == "10.0.0.2");
   with({{"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}});
-  CHECK_THROWS_WITH(train::distributed_env(), Catch::Contains("RANK is not set"));
+  CHECK_THROWS_WITH(parallel::distributed_env(), Catch::Contains("RANK is not set"));
   with({{"WORLD_SIZE", "2"}, {"RANK", "2"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "1"}});
-  CHECK_THROWS_WITH(train::distributed_env(), Catch::Contains("RANK 2 is not below WORLD_SIZE 2"));
+  CHECK_THROWS_WITH(parallel::distributed_env(), Catch::Contains("RANK 2 is not below WORLD_SIZE 2"));
   with({{"WORLD_SIZE", "two"}});
-  CHECK_THROWS_WITH(train::distributed_env(), Catch::Contains("WORLD_SIZE must be a non-negative integer, got \"two\""));
+  CHECK_THROWS_WITH(parallel::distributed_env(), Catch::Contains("WORLD_SIZE must be a non-negative integer, got \"two\""));
   with({{"WORLD_SIZE", "2"}, {"RANK", "0"}, {"MASTER_ADDR", "h"}, {"MASTER_PORT", "70000"}});
-  CHECK_THROWS_WITH(train::distributed_env(), Catch::Contains("MASTER_PORT must be in 1..65535"));
+  CHECK_THROWS_WITH(parallel::distributed_env(), Catch::Contains("MASTER_PORT must be in 1..65535"));
   with({});
 }
 
@@ -143,9 +143,9 @@ TEST_CASE("the torchrun environment is read, and mistakes in it are named") {
 
 // Run by the test below as each of two worker processes.
 TEST_CASE("data-parallel worker", "[.ddp-worker]") {
-  const auto env = train::distributed_env();
+  const auto env = parallel::distributed_env();
   REQUIRE(env);
-  train::DataParallel parallel(*env, std::chrono::seconds(60));
+  parallel::DataParallel parallel(*env, std::chrono::seconds(60));
   auto model = train_steps(parallel.rank() * kBatch, kBatch, &parallel);
   if (parallel.is_main()) torch::save(parameters_of(model), std::getenv("QROBUST_DDP_OUT"));
 }

@@ -1,4 +1,4 @@
-#include "train/distributed.h"
+#include "parallel/data_parallel.h"
 
 #include <cstdlib>
 
@@ -10,7 +10,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
-namespace qrobust::train {
+namespace qrobust::parallel {
 namespace {
 
 std::optional<std::string> variable(const char* name) {
@@ -174,4 +174,4 @@ std::string DataParallel::fetch(const std::string&) { return {}; }
 
 #endif
 
-}  // namespace qrobust::train
+}  // namespace qrobust::parallel

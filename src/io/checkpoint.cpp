@@ -1,4 +1,4 @@
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 #include <torch/csrc/jit/serialization/pickle.h>
 
@@ -10,7 +10,7 @@
 #include "util/atomic_file.h"
 #include "util/errors.h"
 
-namespace qrobust::train {
+namespace qrobust::io {
 namespace {
 
 constexpr const char* kFormat = "qrobust-checkpoint-1";
@@ -158,4 +158,4 @@ CheckpointInfo load_checkpoint(const std::string& path, models::ClassifierImpl& 
   return info;
 }
 
-}  // namespace qrobust::train
+}  // namespace qrobust::io

@@ -1,8 +1,8 @@
-#include "train/evaluate.h"
+#include "evaluation/evaluate.h"
 
 #include "data/batches.h"
 
-namespace qrobust::train {
+namespace qrobust::evaluation {
 
 Predictions predict(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                       int64_t batch_size, torch::Device device) {
@@ -40,4 +40,4 @@ EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& sp
   return score(predictions.logits, predictions.targets);
 }
 
-}  // namespace qrobust::train
+}  // namespace qrobust::evaluation

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace qrobust::train {
+namespace qrobust::parallel {
 
 struct DistributedEnv {
   int64_t rank = 0, world_size = 1, local_rank = 0;
@@ -55,4 +55,4 @@ class DataParallel {
   std::unique_ptr<Engine> engine_;
 };
 
-}  // namespace qrobust::train
+}  // namespace qrobust::parallel

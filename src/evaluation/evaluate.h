@@ -5,7 +5,7 @@
 #include "data/datasets.h"
 #include "models/classifier.h"
 
-namespace qrobust::train {
+namespace qrobust::evaluation {
 
 struct EvalResult {
   double loss = 0;      // mean cross-entropy
@@ -30,4 +30,4 @@ EvalResult score(const torch::Tensor& logits, const torch::Tensor& targets);
 EvalResult evaluate(models::ClassifierImpl& model, const data::LabeledImages& split, const data::DatasetInfo& info,
                     int64_t batch_size, torch::Device device);
 
-}  // namespace qrobust::train
+}  // namespace qrobust::evaluation

@@ -14,7 +14,7 @@
 
 #include "models/classifier.h"
 
-namespace qrobust::train {
+namespace qrobust::io {
 
 struct CheckpointInfo {
   std::string architecture;
@@ -36,4 +36,4 @@ CheckpointInfo read_checkpoint_info(const std::string& path);
 // unreadable, malformed or damaged. On a throw the model and optimizer are unchanged.
 CheckpointInfo load_checkpoint(const std::string& path, models::ClassifierImpl& model, torch::optim::SGD* optimizer);
 
-}  // namespace qrobust::train
+}  // namespace qrobust::io

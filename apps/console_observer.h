@@ -6,9 +6,9 @@
 #include "train/trainer.h"
 #include "util/progress.h"
 
-namespace qrobust::train {
+namespace qrobust::cli {
 
-class ConsoleObserver : public TrainObserver {
+class ConsoleObserver : public train::TrainObserver {
  public:
   void on_epoch_start(int64_t epoch, int64_t epochs, int64_t steps, int64_t images) override;
   void on_step(int64_t step, int64_t images_done, double loss) override;
@@ -20,4 +20,4 @@ class ConsoleObserver : public TrainObserver {
   int64_t steps_ = 0;
 };
 
-}  // namespace qrobust::train
+}  // namespace qrobust::cli

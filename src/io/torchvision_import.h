@@ -5,7 +5,7 @@
 // torchvision's parameter names, so the import is one to one; every name and shape is checked.
 #include <string>
 
-namespace qrobust::train {
+namespace qrobust::io {
 
 struct TorchvisionImport {
   std::string model;         // resnet18 | resnet34 | resnet50
@@ -25,4 +25,4 @@ struct ImportedWeights {
 // cannot be read as a state dict.
 ImportedWeights import_torchvision(const TorchvisionImport& request);
 
-}  // namespace qrobust::train
+}  // namespace qrobust::io
