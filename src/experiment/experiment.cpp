@@ -124,6 +124,10 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   e.reference = s.text("reference", "none");
   if (reference_given && std::find(variant_names.begin(), variant_names.end(), e.reference) == variant_names.end())
     s.fail("reference", "\"" + e.reference + "\" is not one of the variants");
+  e.also_compare_with = s.strings("also_compare_with", {});
+  for (const auto& name : e.also_compare_with)
+    if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end())
+      s.fail("also_compare_with", "\"" + name + "\" is not one of the variants");
 
   auto sweep_section = s.section("sweep");
   const auto weight_bits = sweep_section.integers("weight_bits", {8, 6, 4});
@@ -467,6 +471,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   }
   auto table = report::make_table(e.name, entries, e.reference);
   report::write_table(table, e.dir);
+  for (const auto& reference : e.also_compare_with)
+    report::write_table(report::make_table(e.name, entries, reference), e.dir, "table_vs_" + reference);
   std::string warning;
   for (const auto& file : report::write_plots(table, e.dir, warning)) spdlog::info("wrote {}", file);
   // The model's element names, in order, for the gradient-norm figure.

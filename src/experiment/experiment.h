@@ -18,6 +18,8 @@
 //   base: configs/cifar10_resnet20.yaml   # a config file (paths relative to the working dir)
 //   seeds: [1, 2, 3]                      # default: the base config's seed
 //   reference: none                       # the variant the others are compared with (default none)
+//   also_compare_with: [grad_l1]          # optional: more references, one table each
+//                                         # (RESULTS/NAME/table_vs_grad_l1.{json,md,csv})
 //   set: {train.epochs: 30}               # overrides of the base (optional)
 //   baseline: true                        # train the base once; variants fine-tune from it
 //   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
@@ -85,6 +87,7 @@ struct Experiment {
   std::string dir;  // RESULTS/NAME
   std::vector<int64_t> seeds;
   std::string reference = "none";
+  std::vector<std::string> also_compare_with;  // table_vs_<variant>: the same table against these
   std::vector<PlannedRun> runs;  // per seed: the baseline first (when shared), then the variants
   std::vector<Overrides> quantizers;
   std::vector<data::Split> splits;

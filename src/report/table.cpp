@@ -128,7 +128,7 @@ std::string difference_cell(const nlohmann::json& difference, const std::string&
 
 }  // namespace
 
-void write_table(const nlohmann::json& table, const std::string& dir) {
+void write_table(const nlohmann::json& table, const std::string& dir, const std::string& name) {
   const auto columns = table.at("columns").get<std::vector<std::string>>();
   const auto reference = table.value("reference", std::string("none"));
   std::ostringstream md, csv;
@@ -172,9 +172,9 @@ void write_table(const nlohmann::json& table, const std::string& dir) {
             << (d.at("defined").get<bool>() ? d.at("low").dump() + "," + d.at("high").dump() : std::string(",")) << "\n";
     }
   }
-  util::write_file_atomically(dir + "/table.json", table.dump(2) + "\n");
-  util::write_file_atomically(dir + "/table.md", md.str());
-  util::write_file_atomically(dir + "/table.csv", csv.str());
+  util::write_file_atomically(dir + "/" + name + ".json", table.dump(2) + "\n");
+  util::write_file_atomically(dir + "/" + name + ".md", md.str());
+  util::write_file_atomically(dir + "/" + name + ".csv", csv.str());
 }
 
 std::vector<std::string> write_plots(const nlohmann::json& table, const std::string& dir, std::string& warning) {

@@ -29,8 +29,8 @@ struct SweepEntry {
 nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
                           const std::string& reference = "none");
 
-// DIR/table.json, DIR/table.md and DIR/table.csv (one line per cell), each atomically.
-void write_table(const nlohmann::json& table, const std::string& dir);
+// DIR/NAME.json, DIR/NAME.md and DIR/NAME.csv (one line per cell), each atomically.
+void write_table(const nlohmann::json& table, const std::string& dir, const std::string& name = "table");
 
 // DIR/plot_<quantizer>.svg and .png for every quantizer's test-split table (the first split
 // when there is no test split), via gnuplot. Returns the files written; when gnuplot is not

@@ -53,7 +53,7 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 48);
   const auto base = write_base(work, data.path());
-  util::write_file_atomically(work.file("exp.yaml"), experiment_text(base));
+  util::write_file_atomically(work.file("exp.yaml"), experiment_text(base) + "also_compare_with: [ste@4]\n");
   const auto experiment = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
   REQUIRE(experiment.runs.size() == 6);  // 2 seeds x (baseline + 2 variants)
   CHECK(experiment.runs[0].name == "baseline");
@@ -99,6 +99,15 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   const double none2 = accuracy_of(dir + "/seed_2/none/sweep_per_tensor_val.json", 2);
   CHECK(difference["mean"].get<double>() == Approx(((seed1 - none1) + (seed2 - none2)) / 2));
   CHECK(difference["n"] == 2);
+  // The same table against ste@4: none's difference is the negative of ste@4's from none.
+  const auto versus = nlohmann::json::parse(util::read_file(dir + "/table_vs_ste@4.json"));
+  CHECK(versus["reference"] == "ste@4");
+  CHECK(versus["tables"][0]["rows"] == first["rows"]);
+  const auto& against_ste = versus["tables"][0]["comparison"];
+  REQUIRE(against_ste.size() == 2);  // baseline and none
+  CHECK(against_ste[1]["variant"] == "none");
+  CHECK(against_ste[1]["difference"]["w4a4"]["mean"].get<double>() == Approx(-difference["mean"].get<double>()));
+  CHECK_THAT(util::read_file(dir + "/table_vs_ste@4.md"), Catch::Contains("Difference from ste@4"));
   const auto sweep = nlohmann::json::parse(util::read_file(dir + "/seed_1/ste@4/sweep_per_tensor_val.json"));
   CHECK(sweep["header"]["split"] == "val");
   CHECK(sweep["header"]["samples"] == 32);
@@ -189,6 +198,8 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for("base: " + work.file("missing.yaml") + "\nvariants: {x: {}}\n"), Catch::Contains("config file not found"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nseeds: [1, 1]\n"), Catch::Contains("seeds: lists seed 1 twice"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nreference: y\n"), Catch::Contains("reference: \"y\" is not one of the variants"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nalso_compare_with: [y]\n"),
+             Catch::Contains("also_compare_with: \"y\" is not one of the variants"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsweep: {calibration_draws: 0}\n"),
              Catch::Contains("sweep.calibration_draws: must be 1..1000"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {variants: [y]}\n"),
