@@ -460,8 +460,12 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       if (!sensitivity) {
         spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
                      quantizer.name, data::split_name(e.sensitivity.split));
-        sensitivity = sweep::run_sensitivity(config, train::checkpoint_path(run.dir),
-                                             {e.sensitivity.bits, e.sensitivity.split, true});
+        try {
+          sensitivity = sweep::run_sensitivity(config, train::checkpoint_path(run.dir),
+                                               {e.sensitivity.bits, e.sensitivity.split, true, options.stop});
+        } catch (const sweep::SweepInterrupted&) {
+          throw train::TrainingInterrupted("interrupted in the sensitivity analysis of " + label + resume_hint(e));
+        }
         std::string warning;
         report::write_sensitivity(*sensitivity, path, warning);
         if (!warning.empty()) spdlog::warn("{}", warning);

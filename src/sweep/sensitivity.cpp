@@ -41,6 +41,8 @@ nlohmann::json sensitivity_model(models::ClassifierImpl& model, const data::Data
   nlohmann::json rows = nlohmann::json::array();
   auto add_row = [&](const char* kind, const std::string& name, size_t index, int bits, const quant::BitPlan& one_in,
                      const quant::BitPlan& one_out, double bound_term) {
+    if (options.stop && options.stop->load())
+      throw SweepInterrupted("interrupted before " + name + " in the sensitivity analysis");
     const auto in = evaluate(one_in), out = evaluate(one_out);
     rows.push_back({{"kind", kind},
                     {"name", name},

@@ -8,6 +8,7 @@
 //   increase  its actual loss increase: one-in loss − float loss
 // Bit-widths follow the config's first/last policy, as in a sweep at bits/bits: with
 // `first_last: int8` the first and last layer and their inputs are quantized at 8 bits.
+#include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -21,6 +22,7 @@ struct SensitivityOptions {
   int bits = 4;
   data::Split split = data::Split::kTest;  // or kVal
   bool progress = true;
+  const std::atomic<bool>* stop = nullptr;  // optional; checked before every element (SweepInterrupted)
 };
 
 nlohmann::json run_sensitivity(const config::ExperimentConfig& config, const std::string& checkpoint,

@@ -41,7 +41,8 @@ struct SweepOptions {
   parallel::DataParallel* parallel = nullptr;
 };
 
-// A stop was requested (SweepOptions::stop) before the sweep finished; nothing is returned.
+// A stop was requested (SweepOptions::stop, SensitivityOptions::stop) before the sweep or the
+// sensitivity analysis finished; nothing is returned.
 class SweepInterrupted : public RuntimeFailure {
  public:
   using RuntimeFailure::RuntimeFailure;

@@ -36,7 +36,7 @@ struct TrainedRun {
 };
 }  // namespace
 
-TEST_CASE("a sweep checks the stop flag before every configuration") {
+TEST_CASE("a sweep checks the stop flag before every configuration, a sensitivity analysis before every element") {
   TrainedRun run;
   sweep::SweepOptions options;
   options.weight_bits = {8, 4};
@@ -49,6 +49,13 @@ TEST_CASE("a sweep checks the stop flag before every configuration") {
                        Catch::Message("interrupted before configuration w8a8 of the sweep"));
   stop = false;
   CHECK(sweep::run_sweep(run.config, run.checkpoint, options)["rows"].size() == 3);
+
+  sweep::SensitivityOptions sensitivity;
+  sensitivity.progress = false;
+  sensitivity.stop = &stop;
+  stop = true;
+  CHECK_THROWS_MATCHES(sweep::run_sensitivity(run.config, run.checkpoint, sensitivity), sweep::SweepInterrupted,
+                       Catch::Message("interrupted before conv1 in the sensitivity analysis"));
 }
 
 TEST_CASE("a sweep at 32/32 reproduces eval exactly, 16/16 within 0.1 points, and rows have the schema") {
