@@ -9,7 +9,6 @@
 #include "parallel/data_parallel.h"
 #include "quant/bn_fold.h"
 #include "stats/summary.h"
-#include "train/trainer.h"
 #include "util/errors.h"
 #include "util/progress.h"
 #include "util/provenance.h"
