@@ -390,6 +390,9 @@ CLI::App* add_bench_command(CLI::App& app, BenchCommand& command) {
   sub->add_flag("--compare-layer-ops", bench_options.compare_layer_ops,
                       "also time the penalized step with LibTorch's own convolution double backward")
       ->group("Penalty");
+  sub->add_flag("--compare-channels-last", bench_options.compare_channels_last,
+                "also time the plain and the penalized step channels-last in the alternating rounds")
+      ->group("Penalty");
   return sub;
 }
 

@@ -6,7 +6,11 @@
 #   2. experiments/cifar10_{resnet20,vgg_like}_branch.yaml: 3 seeds of none, grad-l1 (both
 #      terms, and the weight term alone), grad-l2, DQ-Lipschitz, kurtosis and STE@4, each
 #      continuing epochs 10..12 of the seed's baseline schedule, swept with 3 calibration draws
-#      under 4 quantizer settings, plus per-layer sensitivity (see `--dry-run` for the hours).
+#      under 4 quantizer settings, plus per-layer sensitivity (see `--dry-run` for the hours);
+#   3. experiments/cifar10_resnet20_amortized.yaml: exact grad-l1 against its amortized
+#      versions (every 4th step, 16 of 128 images, finite differences), 3 seeds.
+# A seed's runs must finish on the machine that trained its trunk: a trunk trained again on
+# another machine has other bits, and the variants that grew from the old one train again.
 # Needs CIFAR-10 in data/cifar-10-batches-bin (scripts/prepare_data.sh). Interrupt and re-run
 # at will: complete parts are skipped, an interrupted training run resumes, and committed
 # results are reused without their checkpoints. Extra arguments go to every `qrobust run`
@@ -18,7 +22,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -f data/cifar-10-batches-bin/data_batch_1.bin ]] || scripts/prepare_data.sh
 results="${RESULTS:-results}"
 for model in ${MODELS:-resnet20 vgg_like}; do
-  for stage in lambda branch; do
-    build/qrobust run --config "experiments/cifar10_${model}_${stage}.yaml" --results "$results" "$@"
+  for stage in lambda branch amortized; do
+    file="experiments/cifar10_${model}_${stage}.yaml"
+    [[ -f "$file" ]] || continue  # the amortized comparison is ResNet-20's only
+    build/qrobust run --config "$file" --results "$results" "$@"
   done
 done

@@ -117,6 +117,8 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     throw UsageError("--alternate: must be 0 or more, got " + std::to_string(options.alternate_rounds));
   if (!options.amortized.empty() && options.alternate_rounds == 0)
     throw UsageError("--amortized: the amortized steps are timed in alternating rounds; give --alternate N");
+  if (options.compare_channels_last && (options.alternate_rounds == 0 || options.regularizer.penalty() == regularize::Penalty::kNone))
+    throw UsageError("--compare-channels-last: times the plain and the penalized step in alternating rounds; give --regularizer and --alternate N");
   std::vector<regularize::RegularizerOptions> amortized;
   for (const auto& spec : options.amortized) amortized.push_back(amortized_regularizer(options.regularizer, spec, options.batch));
   if (!models::is_known_model(options.model))
@@ -127,6 +129,7 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
   auto generator = at::detail::createCPUGenerator(0);
   const auto images = torch::randn({options.batch, 3, 32, 32}, generator).to(device);
+  torch::Tensor step_images = images;  // what the training steps read: `images`, or its channels-last copy
   const auto targets = torch::randint(0, 10, {options.batch}, generator, torch::kLong).to(device);
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();
@@ -137,7 +140,7 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     regularizer.begin_epoch();
     return seconds_per_step(warmup, (options.steps + every - 1) / every * every, [&] {
       optimizer.zero_grad();
-      regularizer.step(*model, images, targets);
+      regularizer.step(*model, step_images, targets);
       optimizer.step();
       sync();
     });
@@ -185,16 +188,41 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
         cheap.push_back(regularize::make_regularizer(config));
         train_seconds(*cheap.back(), options.warmup_steps, config.every());
       }
+      // Runs `steps` with the weights and the batch channels-last, then restores the default layout.
+      auto channels_last = [&](auto&& steps) {
+        model->set_memory_format(c10::MemoryFormat::ChannelsLast);
+        step_images = images.contiguous(c10::MemoryFormat::ChannelsLast);
+        const auto result = steps();
+        model->set_memory_format(c10::MemoryFormat::Contiguous);
+        step_images = images;
+        return result;
+      };
+      if (options.compare_channels_last) channels_last([&] { return train_seconds(*penalized, options.warmup_steps); });
       std::vector<double> ratios;
       std::vector<std::vector<double>> cheap_ratios(cheap.size());
+      std::vector<double> plain_speedups, penalized_speedups, channels_last_ratios;
       for (int64_t round = 0; round < options.alternate_rounds; ++round) {
         const double plain_seconds = train_seconds(*plain, 0);
-        ratios.push_back(train_seconds(*penalized, 0) / plain_seconds);
+        const double penalized_seconds = train_seconds(*penalized, 0);
+        ratios.push_back(penalized_seconds / plain_seconds);
         for (size_t i = 0; i < cheap.size(); ++i)
           cheap_ratios[i].push_back(train_seconds(*cheap[i], 0, amortized[i].every()) / plain_seconds);
+        if (options.compare_channels_last) {
+          const auto [plain_cl, penalized_cl] = channels_last([&] {
+            const double plain_cl_seconds = train_seconds(*plain, 0);
+            return std::pair(plain_cl_seconds, train_seconds(*penalized, 0));
+          });
+          plain_speedups.push_back(plain_seconds / plain_cl);
+          penalized_speedups.push_back(penalized_seconds / penalized_cl);
+          channels_last_ratios.push_back(penalized_cl / plain_cl);
+        }
       }
       const double median_ratio = median(ratios);
       out["alternating"] = {{"rounds", options.alternate_rounds}, {"round_ratios", ratios}, {"median_time_ratio", median_ratio}};
+      if (options.compare_channels_last)
+        out["alternating"]["channels_last"] = {{"plain_speedup", median(plain_speedups)},
+                                               {"penalized_speedup", median(penalized_speedups)},
+                                               {"median_time_ratio", median(channels_last_ratios)}};
       for (size_t i = 0; i < cheap.size(); ++i) {
         const double cheap_median = median(cheap_ratios[i]);
         out["alternating"]["amortized"].push_back({{"amortized", options.amortized[i]},

@@ -29,6 +29,9 @@ struct BenchOptions {
   // and method: timed in the same alternating rounds, each round's ratio against that round's
   // plain steps.
   std::vector<std::string> amortized;
+  // Also time the plain and the penalized step with the weights and the batch channels-last in
+  // each alternating round, against that round's default-layout steps.
+  bool compare_channels_last = false;
 };
 
 // `regularizer` with the amortization `spec` ("every=4", "subbatch=32,every=2",

@@ -20,6 +20,7 @@
 #include "util/atomic_file.h"
 #include "util/directory_lock.h"
 #include "util/progress.h"
+#include "util/provenance.h"
 #include "util/runtime.h"
 
 namespace qrobust::experiment {
@@ -302,6 +303,83 @@ bool results_complete(const Experiment& e, const PlannedRun& run) {
   return true;
 }
 
+// A run's metrics.json, or an empty object where it is missing or unreadable.
+nlohmann::json read_metrics(const std::string& run_dir) {
+  const auto path = train::metrics_path(run_dir);
+  if (!fs::exists(path)) return nlohmann::json::object();
+  auto metrics = nlohmann::json::parse(util::read_file(path, util::kMaxResultFileBytes), nullptr, /*allow_exceptions=*/false);
+  return metrics.is_object() ? metrics : nlohmann::json::object();
+}
+
+// A string field of a metrics object ("" where absent or not a string).
+std::string text_field(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::string finished_at(const nlohmann::json& metrics) {
+  const auto it = metrics.find("provenance");
+  return it != metrics.end() && it->is_object() ? text_field(*it, "time_utc") : std::string();
+}
+
+// The seed's shared baseline run, or null when the experiment has none.
+const PlannedRun* baseline_of(const Experiment& e, const PlannedRun& run) {
+  for (const auto& other : e.runs)
+    if (other.seed == run.seed && other.name == "baseline" && &other != &run) return &other;
+  return nullptr;
+}
+
+// Whether a finished variant grew from a trunk other than its seed's baseline as it is now.
+// The same training on another machine gives other bits (oneDNN picks kernels and blocking by
+// CPU), so a baseline trained again after its checkpoint was lost is usually another trunk, and
+// what grew from the old one no longer pairs with what grows from the new one. A variant names
+// its trunk's SHA-1 (trunk_sha1, train/trainer.h); results from before that field count as
+// grown from the baseline when they were finished after it.
+bool grew_from_other_trunk(const Experiment& e, const PlannedRun& run) {
+  const PlannedRun* baseline = baseline_of(e, run);
+  if (baseline == nullptr || run.name == "baseline" || !fs::exists(train::metrics_path(run.dir))) return false;
+  const auto variant = read_metrics(run.dir), trunk = read_metrics(baseline->dir);
+  const std::string grown_from = text_field(variant, "trunk_sha1");
+  if (grown_from.empty()) return finished_at(variant).empty() || finished_at(variant) < finished_at(trunk);
+  std::string trunk_sha1 = text_field(trunk, "checkpoint_sha1");
+  if (trunk_sha1.empty() && fs::exists(train::checkpoint_path(baseline->dir)))
+    trunk_sha1 = util::file_sha1(train::checkpoint_path(baseline->dir));
+  return grown_from != trunk_sha1;
+}
+
+// Every sweep and sensitivity file of `run` the experiment asks for, in all its formats.
+void remove_results(const Experiment& e, const PlannedRun& run) {
+  for (const auto& quantizer : e.quantizers) {
+    std::vector<std::string> files;
+    for (const auto& split : e.splits) files.push_back(sweep_path(run, quantizer, split));
+    if (e.sensitivity.covers(run, quantizer)) files.push_back(sensitivity_path(run, quantizer, e.sensitivity.split));
+    for (const auto& json : files) {
+      const auto stem = fs::path(json).replace_extension();
+      for (const char* extension : {".json", ".md", ".csv", ".svg", ".png", ".gp", ".dat"})
+        fs::remove(stem.string() + extension);
+    }
+  }
+}
+
+// Results from before checkpoint_sha1 and trunk_sha1 get them while the checkpoints they name
+// are here, so that a trunk trained again bit for bit keeps what grew from it.
+void record_checkpoint_identity(const Experiment& e, const PlannedRun& run) {
+  auto metrics = read_metrics(run.dir);
+  if (metrics.empty() || !train::inspect_run(run.dir, run.config).complete || grew_from_other_trunk(e, run)) return;
+  bool changed = false;
+  if (!metrics.contains("checkpoint_sha1")) {
+    metrics["checkpoint_sha1"] = util::file_sha1(train::checkpoint_path(run.dir));
+    changed = true;
+  }
+  const PlannedRun* baseline = baseline_of(e, run);
+  if (baseline != nullptr && run.name != "baseline" && !metrics.contains("trunk_sha1") &&
+      fs::exists(train::checkpoint_path(baseline->dir))) {
+    metrics["trunk_sha1"] = util::file_sha1(train::checkpoint_path(baseline->dir));
+    changed = true;
+  }
+  if (changed) util::write_file_atomically(train::metrics_path(run.dir), metrics.dump(2) + "\n");
+}
+
 }  // namespace
 
 std::vector<bool> runs_to_train(const Experiment& e) {
@@ -309,7 +387,8 @@ std::vector<bool> runs_to_train(const Experiment& e) {
   for (size_t i = 0; i < e.runs.size(); ++i) {
     const auto& run = e.runs[i];
     const auto state = train::inspect_run(run.dir, run.config);
-    train[i] = !state.complete && !(fs::exists(train::metrics_path(run.dir)) && results_complete(e, run));
+    train[i] = grew_from_other_trunk(e, run) ||
+               (!state.complete && !(fs::exists(train::metrics_path(run.dir)) && results_complete(e, run)));
   }
   // A variant that trains needs its seed's baseline checkpoint.
   for (size_t i = 0; i < e.runs.size(); ++i) {
@@ -362,14 +441,18 @@ std::string describe_plan(const Experiment& e) {
                               std::to_string(c.quant_aware.enabled());
       if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
-      const bool again = !state.complete && fs::exists(train::metrics_path(run.dir));  // retrained from scratch
+      const bool other_trunk = grew_from_other_trunk(e, run);
+      const bool again = other_trunk || (!state.complete && fs::exists(train::metrics_path(run.dir)));  // from scratch
       const int64_t epochs = c.train.last_epoch() - run.first_epoch - (again ? 0 : state.logged_epochs);
       seconds += static_cast<double>(epochs) *
                  (static_cast<double>(steps) * step_seconds[key] +
                   static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
-      out << (again ? "train again (its checkpoint is needed), "
+      out << (other_trunk ? "train again (it grew from another trunk than the seed's baseline now), "
+              : again     ? "train again (its checkpoint is needed), "
                     : state.started ? "resume after " + std::to_string(state.logged_epochs) + " epochs, " : std::string("train "))
           << epochs << (epochs == 1 ? " epoch" : " epochs");
+      if (again && run.name == "baseline")
+        out << " (the variants that grew from the old trunk train again unless it comes out bit for bit the same)";
       if (c.train.stop_after > 0) out << " (1.." << c.train.stop_after << " of a " << c.train.epochs << "-epoch schedule)";
       if (!c.train.branch_from.empty())
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;
@@ -412,7 +495,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
     if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
   };
   const util::DirectoryLock experiment_lock(e.dir, "qrobust run");
-  const auto to_train = runs_to_train(e);
+  for (const auto& run : e.runs) record_checkpoint_identity(e, run);
+  auto to_train = runs_to_train(e);
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
     const std::string label = "seed " + std::to_string(run.seed) + " " + run.name;
@@ -422,6 +506,11 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       spdlog::info("{}: already trained ({})", label, run.dir);
     } else {
       trained_now = true;
+      if (grew_from_other_trunk(e, run)) {
+        spdlog::warn("{}: grew from another trunk than the seed's baseline now; training it again", label);
+        fs::remove(train::checkpoint_path(run.dir));
+      }
+      remove_results(e, run);  // they describe other weights; a stop before they are redone must not keep them
       spdlog::info("{}: {} into {} (penalty {})", label, state.started ? "resuming" : "training", run.dir,
                    run.config.regularizer.describe());
       try {
@@ -429,6 +518,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       } catch (const train::TrainingInterrupted&) {
         throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
       }
+      // A baseline trained again may be another trunk than its variants grew from (grew_from_other_trunk).
+      if (run.name == "baseline") to_train = runs_to_train(e);
     }
     if (!run.swept) continue;
     const util::DirectoryLock run_lock(run.dir, "qrobust run");  // its sweeps and sensitivity analyses go here

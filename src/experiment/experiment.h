@@ -110,7 +110,10 @@ struct RunOptions {
 // Which runs still need training, in e.runs' order. A run is done when its metrics and
 // checkpoint are there, or when its metrics and every result the experiment asks of it are
 // (checkpoints are not committed, so a fresh clone has only the results); a seed's baseline is
-// trained again when a variant of that seed still needs its checkpoint.
+// trained again when a variant of that seed still needs its checkpoint. A variant that grew from
+// another trunk than its seed's baseline as it is now (a baseline trained again on another
+// machine has other bits; metrics.json's trunk_sha1 against the baseline's checkpoint_sha1) is
+// trained again with all its results, so that a seed's variants always share one trunk.
 std::vector<bool> runs_to_train(const Experiment& experiment);
 
 // The plan, one line per run (done / resume at epoch k / train) and per pending sweep, with the

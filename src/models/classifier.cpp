@@ -31,6 +31,12 @@ torch::OrderedDict<std::string, torch::Tensor> ClassifierImpl::state() const {
   return tensors;
 }
 
+void ClassifierImpl::set_memory_format(c10::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : parameters())
+    if (parameter.dim() == 4) parameter.set_data(parameter.contiguous(format));
+}
+
 void ClassifierImpl::declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
                                    std::shared_ptr<torch::nn::Module> norm) {
   layers_.push_back({name, std::move(layer), std::move(norm)});

@@ -49,6 +49,9 @@ class ClassifierImpl : public torch::nn::Module {
   int64_t parameter_count() const;
   // Parameters, then buffers, by name: what a state dict holds.
   torch::OrderedDict<std::string, torch::Tensor> state() const;
+  // Lays out the convolution weights in `format` (values unchanged). Images given in
+  // channels-last then keep every activation channels-last: oneDNN's convolutions propagate it.
+  void set_memory_format(c10::MemoryFormat format);
 
  protected:
   // Constructors declare, in forward order, the weight layers and points they registered.

@@ -77,7 +77,11 @@ std::string prepare_run_dir(const TrainOptions& options, const config::Experimen
     if (!fs::exists(config_path(dir)))
       throw UsageError(dir + ": nothing to resume (no config.yaml); start the run without --resume");
     require_same_experiment(dir, config);
-    return has_checkpoint ? checkpoint_path(dir) : "";
+    if (has_checkpoint) return checkpoint_path(dir);
+    // Trained again from its first epoch: the metrics there describe other weights, and kept
+    // beside a new partial checkpoint they would make the run look complete.
+    fs::remove(metrics_path(dir));
+    return "";
   }
   if (has_checkpoint)
     throw UsageError(dir + ": already holds a run; continue it with --resume or choose another --out");
@@ -396,6 +400,11 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   auto metrics = run_metrics(config, *model, device, options.run_dir, train_seconds, trained_images);
   metrics["test"] = final_eval("test", splits.test);
   if (splits.val.size() > 0) metrics["val"] = final_eval("val", splits.val);
+  // Which weights these are and which they grew from: an experiment keeps a variant only while
+  // its trunk is the seed's baseline as it is now (experiment/experiment.h).
+  metrics["checkpoint_sha1"] = util::file_sha1(checkpoint_path(options.run_dir));
+  if (const auto& trunk = config.train.branch_from.empty() ? config.train.init_from : config.train.branch_from; !trunk.empty())
+    metrics["trunk_sha1"] = util::file_sha1(trunk);
   util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");
   return metrics;
 }

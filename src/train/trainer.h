@@ -4,10 +4,12 @@
 //   RUN/train_log.jsonl   one JSON record per epoch: lr, train loss / CE / penalty / accuracy,
 //                         test (and val) loss and accuracy, per-layer gradient norms, seconds, img/s
 //   RUN/checkpoint.pt     after every epoch (atomic), see checkpoint.h
-//   RUN/metrics.json      final figures (atomic)
+//   RUN/metrics.json      final figures (atomic), with the SHA-1 of the final checkpoint
+//                         (checkpoint_sha1) and of the one it started from (trunk_sha1)
 // A resumed run continues from the last checkpoint and ends with the same weights as an
-// uninterrupted one (same seed and threads): data order and augmentation are functions of
-// (seed, epoch, batch), and the checkpoint holds weights, batch-norm statistics and momentum.
+// uninterrupted one (same seed, threads and machine: oneDNN picks its kernels by CPU): data
+// order and augmentation are functions of (seed, epoch, batch), and the checkpoint holds
+// weights, batch-norm statistics and momentum.
 // The configured regularizer (regularize/regularizer.h) runs every step from its start_epoch on.
 #include <torch/torch.h>
 

@@ -53,6 +53,20 @@ TEST_CASE("the amortized penalties are timed in the same alternating rounds, eac
   CHECK(amortized[0]["median_time_ratio"].get<double>() < out["alternating"]["median_time_ratio"].get<double>());
 }
 
+TEST_CASE("channels-last steps are timed in the same alternating rounds against the default layout") {
+  auto options = grad_l1_bench(4, 1);
+  options.compare_channels_last = true;
+  const auto out = bench::run_benchmark(options);
+  const auto& channels_last = out["alternating"]["channels_last"];
+  for (const char* key : {"plain_speedup", "penalized_speedup", "median_time_ratio"}) {
+    INFO(key);
+    CHECK(channels_last[key].get<double>() > 0);
+  }
+  CHECK(channels_last["median_time_ratio"].get<double>() > 1.0);  // still a double backprop
+  options.alternate_rounds = 0;
+  CHECK_THROWS_WITH(bench::run_benchmark(options), Catch::Contains("--compare-channels-last"));
+}
+
 TEST_CASE("a bad amortized spec is a usage error naming it") {
   const auto grad_l1 = regularize::RegularizerOptions().penalty(regularize::Penalty::kGradL1);
   CHECK(bench::amortized_regularizer(grad_l1, "every=3,subbatch=16", 128).every() == 3);

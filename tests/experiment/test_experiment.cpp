@@ -7,6 +7,7 @@
 #include "io/checkpoint.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
+#include "util/provenance.h"
 
 using namespace qrobust;
 namespace fs = std::filesystem;
@@ -259,4 +260,45 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   CHECK(grown_table["tables"][0]["rows"][0] == table["tables"][0]["rows"][0]);  // none, reused
   CHECK(fs::exists(dir + "/grad_l1/checkpoint.pt"));
   CHECK_FALSE(fs::exists(dir + "/none/checkpoint.pt"));
+
+  // A variant that grew from another trunk (the baseline trained again on another machine has
+  // other bits) is trained again with its sweeps, so that the seed's variants share one trunk.
+  auto none_metrics = nlohmann::json::parse(util::read_file(dir + "/none/metrics.json"));
+  CHECK(none_metrics["trunk_sha1"] == util::file_sha1(dir + "/baseline/checkpoint.pt"));
+  none_metrics["trunk_sha1"] = std::string(40, '0');
+  util::write_file_atomically(dir + "/none/metrics.json", none_metrics.dump());
+  CHECK_THAT(experiment::describe_plan(grown),
+             Catch::Contains("none: train again (it grew from another trunk than the seed's baseline now), 1 epoch"));
+  CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("grad_l1: trained"));
+  const auto grad_l1_sweep_time = fs::last_write_time(dir + "/grad_l1/sweep_default_test.json");
+  // Stopped while it trains again, it keeps none of the old weights' results.
+  std::atomic<bool> stop{true};
+  experiment::RunOptions stopped;
+  stopped.stop = &stop;
+  CHECK_THROWS_AS(experiment::run_experiment(grown, stopped), train::TrainingInterrupted);
+  CHECK_FALSE(fs::exists(dir + "/none/sweep_default_test.json"));
+  CHECK_FALSE(fs::exists(dir + "/none/sweep_default_test.md"));
+  CHECK_FALSE(fs::exists(dir + "/none/metrics.json"));
+  CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("none: resume after 0 epochs"));
+  experiment::run_experiment(grown, {});
+  CHECK(nlohmann::json::parse(util::read_file(dir + "/none/metrics.json"))["trunk_sha1"] ==
+        util::file_sha1(dir + "/baseline/checkpoint.pt"));
+  CHECK(fs::exists(dir + "/none/checkpoint.pt"));
+  CHECK(fs::last_write_time(dir + "/none/sweep_default_test.json") != sweep_time);
+  CHECK(fs::last_write_time(dir + "/grad_l1/sweep_default_test.json") == grad_l1_sweep_time);
+
+  // Results from before trunk_sha1 count as grown from the baseline when finished after it.
+  auto legacy = nlohmann::json::parse(util::read_file(dir + "/grad_l1/metrics.json"));
+  legacy.erase("trunk_sha1");
+  util::write_file_atomically(dir + "/grad_l1/metrics.json", legacy.dump());
+  CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("grad_l1: trained"));
+  // ... and get the field while the trunk's checkpoint is here, without training again.
+  const auto grad_l1_checkpoint = util::read_file(dir + "/grad_l1/checkpoint.pt");
+  experiment::run_experiment(grown, {});
+  CHECK(nlohmann::json::parse(util::read_file(dir + "/grad_l1/metrics.json"))["trunk_sha1"] ==
+        util::file_sha1(dir + "/baseline/checkpoint.pt"));
+  CHECK(util::read_file(dir + "/grad_l1/checkpoint.pt") == grad_l1_checkpoint);
+  legacy["provenance"]["time_utc"] = "2000-01-01T00:00:00Z";
+  util::write_file_atomically(dir + "/grad_l1/metrics.json", legacy.dump());
+  CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("grad_l1: train again (it grew from another trunk"));
 }

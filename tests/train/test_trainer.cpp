@@ -9,8 +9,10 @@
 #include "test_support.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
+#include "util/provenance.h"
 
 using namespace qrobust;
+namespace fs = std::filesystem;
 
 namespace {
 // Requests a stop when training reaches (epoch, step).
@@ -116,6 +118,27 @@ TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as
   }
 }
 
+TEST_CASE("a run trained again from its first epoch drops the metrics of the weights it replaces") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  const auto config = testing::tiny_config(data.path(), 2);
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  train::train(config, options);
+  // A fresh machine has the committed results but not the checkpoint; a kill after the new
+  // first epoch must not leave the old metrics beside a new partial checkpoint.
+  fs::remove(train::checkpoint_path(options.run_dir));
+  std::atomic<bool> stop{false};
+  StopAt stop_at(/*epoch=*/1, /*step=*/1, stop);
+  options.resume = true;
+  options.observer = &stop_at;
+  options.stop = &stop;
+  CHECK_THROWS_AS(train::train(config, options), train::TrainingInterrupted);
+  CHECK(io::read_checkpoint_info(train::checkpoint_path(options.run_dir)).epoch == 1);  // of the new weights
+  CHECK_FALSE(fs::exists(train::metrics_path(options.run_dir)));
+  CHECK_FALSE(train::inspect_run(options.run_dir, config).complete);
+}
+
 TEST_CASE("a loss that becomes NaN stops the run and keeps the last good checkpoint") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
@@ -158,6 +181,14 @@ TEST_CASE("a baseline stopped after epoch K and branched to the end equals one u
   const auto log = read_log(rest.run_dir);
   REQUIRE(log.size() == 2);
   CHECK(log.front()["epoch"] == 2);
+  // metrics.json names the weights and the trunk they grew from by their checkpoints' SHA-1.
+  const auto trunk_metrics = nlohmann::json::parse(util::read_file(train::metrics_path(first.run_dir)));
+  const auto branch_metrics = nlohmann::json::parse(util::read_file(train::metrics_path(rest.run_dir)));
+  CHECK(trunk_metrics["checkpoint_sha1"] == util::file_sha1(train::checkpoint_path(first.run_dir)));
+  CHECK(branch_metrics["trunk_sha1"] == trunk_metrics["checkpoint_sha1"]);
+  CHECK(branch_metrics["checkpoint_sha1"] == util::file_sha1(train::checkpoint_path(rest.run_dir)));
+  CHECK(branch_metrics["checkpoint_sha1"] != branch_metrics["trunk_sha1"]);
+  CHECK_FALSE(trunk_metrics.contains("trunk_sha1"));
   // The same learning rates as the uninterrupted schedule, and the same weights at its end.
   CHECK(log.front()["lr"] == read_log(whole.run_dir)[1]["lr"]);
   const auto expected = final_weights(config, whole.run_dir), actual = final_weights(config, rest.run_dir);
