@@ -230,10 +230,12 @@ struct RunCommand {
   std::string results_root = "results";
   bool dry_run = false;
   int64_t threads = 0;  // 0: each config's own
+  std::vector<int64_t> seeds;  // empty: all of the file's
 };
 
 int run_experiment(const RunCommand& command) {
   auto experiment = experiment::load_experiment(command.experiment_file, command.results_root);
+  experiment::select_seeds(experiment, command.seeds);
   if (command.threads > 0)
     for (auto& run : experiment.runs) run.config.threads = command.threads;
   util::configure_threads(experiment.runs.front().config.threads);
@@ -344,6 +346,10 @@ CLI::App* add_run_command(CLI::App& app, RunCommand& command) {
   sub->add_option("--results", command.results_root, "results root; output goes to RESULTS/NAME (default: results)")
       ->group("Output");
   sub->add_flag("--dry-run", command.dry_run, "print the plan and its estimated time, run nothing")->group("Experiment");
+  sub->add_option("--seeds", command.seeds,
+                  "train and sweep only these of the file's seeds (one sitting each); the tables take the "
+                  "others where they are complete")
+      ->group("Experiment");
   sub->add_option("--threads", command.threads, "CPU threads (default: each config's `threads`)")
       ->check(CLI::PositiveNumber)
       ->group("Execution");

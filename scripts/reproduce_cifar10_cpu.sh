@@ -4,10 +4,12 @@
 #   1. experiments/cifar10_{resnet20,vgg_like}_lambda.yaml: lambda of grad-l1 on the val split,
 #      seed 1 (about an hour each);
 #   2. experiments/cifar10_{resnet20,vgg_like}_branch.yaml: 3 seeds of none, grad-l1 (both
-#      terms, and the weight term alone), grad-l2, DQ-Lipschitz, kurtosis and STE@4, each
-#      continuing epochs 10..12 of the seed's baseline schedule, swept with 3 calibration draws
-#      under 4 quantizer settings, plus per-layer sensitivity (see `--dry-run` for the hours);
-#   3. experiments/cifar10_resnet20_amortized.yaml: exact grad-l1 against its amortized
+#      terms, and the weight term alone) and STE@4, each continuing epochs 10..12 of the seed's
+#      baseline schedule, swept with 3 calibration draws under 4 quantizer settings, plus
+#      per-layer sensitivity of none and grad-l1 (see `--dry-run` for the hours);
+#   3. experiments/cifar10_{resnet20,vgg_like}_alternatives.yaml: the same for none, grad-l2,
+#      DQ-Lipschitz and kurtosis, on trunks of their own;
+#   4. experiments/cifar10_resnet20_amortized.yaml: exact grad-l1 against its amortized
 #      versions (every 4th step, 16 of 128 images, finite differences), 3 seeds.
 # A seed's runs must finish on the machine that trained its trunk: a trunk trained again on
 # another machine has other bits, and the variants that grew from the old one train again.
@@ -22,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -f data/cifar-10-batches-bin/data_batch_1.bin ]] || scripts/prepare_data.sh
 results="${RESULTS:-results}"
 for model in ${MODELS:-resnet20 vgg_like}; do
-  for stage in lambda branch amortized; do
+  for stage in lambda branch alternatives amortized; do
     file="experiments/cifar10_${model}_${stage}.yaml"
     [[ -f "$file" ]] || continue  # the amortized comparison is ResNet-20's only
     build/qrobust run --config "$file" --results "$results" "$@"

@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "data/datasets.h"
@@ -350,14 +352,9 @@ bool grew_from_other_trunk(const Experiment& e, const PlannedRun& run) {
 // Every sweep and sensitivity file of `run` the experiment asks for, in all its formats.
 void remove_results(const Experiment& e, const PlannedRun& run) {
   for (const auto& quantizer : e.quantizers) {
-    std::vector<std::string> files;
-    for (const auto& split : e.splits) files.push_back(sweep_path(run, quantizer, split));
-    if (e.sensitivity.covers(run, quantizer)) files.push_back(sensitivity_path(run, quantizer, e.sensitivity.split));
-    for (const auto& json : files) {
-      const auto stem = fs::path(json).replace_extension();
-      for (const char* extension : {".json", ".md", ".csv", ".svg", ".png", ".gp", ".dat"})
-        fs::remove(stem.string() + extension);
-    }
+    for (const auto& split : e.splits) report::remove_result_files(sweep_path(run, quantizer, split));
+    if (e.sensitivity.covers(run, quantizer))
+      report::remove_result_files(sensitivity_path(run, quantizer, e.sensitivity.split));
   }
 }
 
@@ -399,6 +396,35 @@ std::vector<bool> runs_to_train(const Experiment& e) {
   return train;
 }
 
+void select_seeds(Experiment& e, const std::vector<int64_t>& seeds) {
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    if (std::find(e.seeds.begin(), e.seeds.end(), seeds[i]) == e.seeds.end()) {
+      std::string listed;
+      for (const auto seed : e.seeds) listed += (listed.empty() ? "" : ", ") + std::to_string(seed);
+      throw UsageError("--seeds: " + e.file + " has no seed " + std::to_string(seeds[i]) + " (its seeds: " + listed + ")");
+    }
+    if (std::find(seeds.begin(), seeds.begin() + static_cast<std::ptrdiff_t>(i), seeds[i]) != seeds.begin() + static_cast<std::ptrdiff_t>(i))
+      throw UsageError("--seeds: lists seed " + std::to_string(seeds[i]) + " twice");
+  }
+  e.selected_seeds = seeds;
+}
+
+namespace {
+
+bool is_selected(const Experiment& e, int64_t seed) {
+  return e.selected_seeds.empty() ||
+         std::find(e.selected_seeds.begin(), e.selected_seeds.end(), seed) != e.selected_seeds.end();
+}
+
+// Whether nothing of the seed is left to train or sweep, so that a table can take it as it is.
+bool seed_complete(const Experiment& e, const std::vector<bool>& to_train, int64_t seed) {
+  for (size_t r = 0; r < e.runs.size(); ++r)
+    if (e.runs[r].seed == seed && (to_train[r] || !results_complete(e, e.runs[r]))) return false;
+  return true;
+}
+
+}  // namespace
+
 std::string describe_plan(const Experiment& e) {
   std::ostringstream out;
   out << "experiment " << e.name << " (" << e.file << "): " << e.seeds.size() << " seeds x "
@@ -408,14 +434,27 @@ std::string describe_plan(const Experiment& e) {
   if (e.sensitivity.enabled)
     out << "; sensitivity at " << e.sensitivity.bits << " bits on the " << data::split_name(e.sensitivity.split) << " split";
   out << "\n";
-  double total = 0;
   // Measurements and split sizes are shared by runs that agree on what they depend on.
   std::map<std::string, double> step_seconds;
   std::map<std::string, EvalCost> eval_cost_of;
   std::map<std::string, data::DataSplits> splits_of;
   const auto to_train = runs_to_train(e);
+  // A baseline trained again usually comes out with other bits on another machine, and then the
+  // variants kept from its old trunk train again too (grew_from_other_trunk): the worst case.
+  std::set<int64_t> trunk_trains_again;
+  for (size_t r = 0; r < e.runs.size(); ++r)
+    if (to_train[r] && e.runs[r].name == "baseline" && fs::exists(train::metrics_path(e.runs[r].dir)))
+      trunk_trains_again.insert(e.runs[r].seed);
+  double total = 0, worst_total = 0;
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
+    if (!is_selected(e, run.seed)) {
+      out << "  seed " << run.seed << " " << run.name << ": not selected (--seeds); "
+          << (seed_complete(e, to_train, run.seed) ? "its seed is complete: in the tables"
+                                                  : "its seed is not complete: left out of the tables")
+          << "\n";
+      continue;
+    }
     const auto& c = run.config;
     const auto state = train::inspect_run(run.dir, c);
     const torch::Device device = util::resolve_device(c.device);
@@ -429,11 +468,7 @@ std::string describe_plan(const Experiment& e) {
     if (!eval_cost_of.count(eval_key)) eval_cost_of[eval_key] = measure_eval_cost(c, device);
     const auto cost = eval_cost_of[eval_key];
     auto images_of = [&](data::Split split) { return static_cast<double>(splits[split].size()); };
-    double seconds = 0;
-    out << "  seed " << run.seed << " " << run.name << ": ";
-    if (!to_train[r]) {
-      out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
-    } else {
+    auto training_seconds = [&](int64_t epochs) {
       // A step's cost depends on these, not on lambda, lr or epochs.
       const std::string key = model_key + "/" + std::to_string(c.data.batch_size) + "/" + c.regularizer.name() + "/" +
                               std::to_string(static_cast<int>(c.regularizer.method())) + "/" +
@@ -441,12 +476,50 @@ std::string describe_plan(const Experiment& e) {
                               std::to_string(c.quant_aware.enabled());
       if (!step_seconds.count(key)) step_seconds[key] = train::measure_step_seconds(c, device, 2);
       const int64_t steps = splits.train.size() / c.data.batch_size;
+      return static_cast<double>(epochs) *
+             (static_cast<double>(steps) * step_seconds[key] +
+              static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
+    };
+    // The sweeps and sensitivity analyses to run: all of them after training, else the missing ones.
+    struct Analyses {
+      int sweeps = 0, sensitivities = 0;
+      double seconds = 0;
+    };
+    auto analyses = [&](bool all) {
+      Analyses pending;
+      for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
+        for (const auto& split : e.splits) {
+          auto options = e.sweep;
+          options.split = split;
+          if (!all && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options)) continue;
+          ++pending.sweeps;
+          // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
+          const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
+          pending.seconds += evaluations * images_of(split) * cost.seconds_per_image;
+        }
+        if (!e.sensitivity.covers(run, quantizer)) continue;
+        if (!all && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split), sweep_config(run, quantizer),
+                                         e.sensitivity))
+          continue;
+        ++pending.sensitivities;
+        pending.seconds +=
+            static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
+      }
+      return pending;
+    };
+    double seconds = 0, worst_extra = 0;
+    out << "  seed " << run.seed << " " << run.name << ": ";
+    if (!to_train[r]) {
+      if (run.name != "baseline" && trunk_trains_again.count(run.seed) && fs::exists(train::metrics_path(run.dir)))
+        worst_extra = training_seconds(c.train.last_epoch() - run.first_epoch) + analyses(true).seconds;
+      out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
+      if (worst_extra > 0)
+        out << " (" << util::format_duration(worst_extra) << " more if the trunk trained again has other bits)";
+    } else {
       const bool other_trunk = grew_from_other_trunk(e, run);
       const bool again = other_trunk || (!state.complete && fs::exists(train::metrics_path(run.dir)));  // from scratch
       const int64_t epochs = c.train.last_epoch() - run.first_epoch - (again ? 0 : state.logged_epochs);
-      seconds += static_cast<double>(epochs) *
-                 (static_cast<double>(steps) * step_seconds[key] +
-                  static_cast<double>(splits.test.size() + splits.val.size()) * cost.seconds_per_image);
+      seconds += training_seconds(epochs);
       out << (other_trunk ? "train again (it grew from another trunk than the seed's baseline now), "
               : again     ? "train again (its checkpoint is needed), "
                     : state.started ? "resume after " + std::to_string(state.logged_epochs) + " epochs, " : std::string("train "))
@@ -458,32 +531,18 @@ std::string describe_plan(const Experiment& e) {
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
-    int pending = 0, pending_sensitivity = 0;
-    for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
-      for (const auto& split : e.splits) {
-        auto options = e.sweep;
-        options.split = split;
-        if (!to_train[r] && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options))
-          continue;
-        ++pending;
-        // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
-        const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
-        seconds += evaluations * images_of(split) * cost.seconds_per_image;
-      }
-      if (!e.sensitivity.covers(run, quantizer)) continue;
-      if (!to_train[r] && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split),
-                                                 sweep_config(run, quantizer), e.sensitivity))
-        continue;
-      ++pending_sensitivity;
-      seconds += static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
-    }
-    out << "; " << pending << " sweeps";
-    if (e.sensitivity.enabled) out << " and " << pending_sensitivity << " sensitivity analyses";
+    const auto pending = analyses(to_train[r]);
+    seconds += pending.seconds;
+    out << "; " << pending.sweeps << " sweeps";
+    if (e.sensitivity.enabled) out << " and " << pending.sensitivities << " sensitivity analyses";
     out << " to run; about " << util::format_duration(seconds) << "\n";
     total += seconds;
+    worst_total += seconds + worst_extra;
   }
-  out << "estimated total: " << util::format_duration(total)
-      << " (from 2 timed training steps of each kind and one timed evaluation batch per model, here)\n";
+  out << "estimated total: " << util::format_duration(total);
+  if (worst_total > total)
+    out << "; " << util::format_duration(worst_total) << " if the trunks trained again have other bits (another machine)";
+  out << " (from 2 timed training steps of each kind and one timed evaluation batch per model, here)\n";
   return out.str();
 }
 
@@ -497,8 +556,15 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   const util::DirectoryLock experiment_lock(e.dir, "qrobust run");
   for (const auto& run : e.runs) record_checkpoint_identity(e, run);
   auto to_train = runs_to_train(e);
+  std::set<int64_t> left_out;  // seeds not selected and not complete
+  for (const auto seed : e.seeds)
+    if (!is_selected(e, seed) && !seed_complete(e, to_train, seed)) {
+      spdlog::info("seed {}: not selected (--seeds) and not complete: left out of the tables", seed);
+      left_out.insert(seed);
+    }
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
+    if (left_out.count(run.seed)) continue;
     const std::string label = "seed " + std::to_string(run.seed) + " " + run.name;
     bool trained_now = false;  // then result files already there describe other weights
     const auto state = train::inspect_run(run.dir, run.config);

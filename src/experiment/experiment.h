@@ -86,6 +86,9 @@ struct Experiment {
   std::string file;
   std::string dir;  // RESULTS/NAME
   std::vector<int64_t> seeds;
+  // The seeds to train and sweep (`qrobust run --seeds`; empty: all). The tables take the
+  // other seeds too where they are complete, and leave them out where not.
+  std::vector<int64_t> selected_seeds;
   std::string reference = "none";
   std::vector<std::string> also_compare_with;  // table_vs_<variant>: the same table against these
   std::vector<PlannedRun> runs;  // per seed: the baseline first (when shared), then the variants
@@ -98,6 +101,9 @@ struct Experiment {
 // Reads and validates the experiment file and every variant's config (so a bad variant fails
 // before anything trains); run directories go under `results_root`/NAME.
 Experiment load_experiment(const std::string& path, const std::string& results_root);
+
+// Sets experiment.selected_seeds; a seed the file does not list is a UsageError.
+void select_seeds(Experiment& experiment, const std::vector<int64_t>& seeds);
 
 // The config `run` is swept with under `quantizer`.
 config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& quantizer);
@@ -117,7 +123,8 @@ struct RunOptions {
 std::vector<bool> runs_to_train(const Experiment& experiment);
 
 // The plan, one line per run (done / resume at epoch k / train) and per pending sweep, with the
-// time each is expected to take from a short measurement of its training step here.
+// time each is expected to take from a short measurement of its training step here; runs of
+// seeds not selected get one line saying whether the tables take them.
 std::string describe_plan(const Experiment& experiment);
 
 // Does everything that is not done yet; returns the table document.

@@ -52,4 +52,8 @@ std::vector<std::string> render_gnuplot(const std::string& stem, const std::stri
   return written;
 }
 
+void remove_rendering(const std::string& stem) {
+  for (const char* extension : {".dat", ".gp", ".log", ".svg", ".png", ".svg.tmp", ".png.tmp"}) fs::remove(stem + extension);
+}
+
 }  // namespace qrobust::report

@@ -13,6 +13,9 @@ bool has_gnuplot();
 std::vector<std::string> render_gnuplot(const std::string& stem, const std::string& data, const std::string& setup,
                                         const std::string& plot);
 
+// Removes what render_gnuplot(stem, ...) writes, where it is there.
+void remove_rendering(const std::string& stem);
+
 // Colours that stay apart on a white background, for up to twelve lines before they repeat
 // (gnuplot's default cycle is eight), as `set linetype` commands.
 std::string line_colours();

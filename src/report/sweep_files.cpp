@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "config/quant_settings.h"
+#include "report/gnuplot.h"
 #include "util/atomic_file.h"
 
 namespace qrobust::report {
@@ -47,6 +48,12 @@ void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
   util::write_file_atomically(json_path, sweep.dump(2) + "\n");
   util::write_file_atomically(stem + ".md", md.str());
   util::write_file_atomically(stem + ".csv", csv.str());
+}
+
+void remove_result_files(const std::string& json_path) {
+  const auto stem = std::filesystem::path(json_path).replace_extension("").string();
+  for (const char* extension : {".json", ".md", ".csv"}) std::filesystem::remove(stem + extension);
+  remove_rendering(stem);
 }
 
 }  // namespace qrobust::report

@@ -44,6 +44,17 @@ std::string experiment_text(const std::string& base, const std::string& seeds = 
          "sensitivity: {bits: 4, variants: [none], quantizers: [per_tensor]}\n";
 }
 
+// An experiment of one variant, `none`, swept at 8/8 only, on a one-epoch base over the tiny
+// CIFAR files in `data`; returns the experiment file.
+std::string write_none_experiment(const testing::TempDir& work, const std::string& data, const std::string& seeds) {
+  auto config = testing::tiny_config(data, 1);
+  config.quant.calibration_samples(16);
+  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
+  util::write_file_atomically(work.file("exp.yaml"), "name: seeds\nbase: " + work.file("base.yaml") + "\nseeds: " + seeds +
+                                                         "\nvariants: {none: {}}\nsweep: {weight_bits: [8], act_bits: [8]}\n");
+  return work.file("exp.yaml");
+}
+
 double accuracy_of(const std::string& sweep_file, size_t row) {
   return nlohmann::json::parse(util::read_file(sweep_file))["rows"][row]["accuracy"].get<double>();
 }
@@ -148,20 +159,11 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
 TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 32);
-  auto config = testing::tiny_config(data.path(), 1);
-  config.quant.calibration_samples(16);
-  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
-  auto text = [&](const std::string& seeds) {
-    return "name: seeds\nbase: " + work.file("base.yaml") + "\nseeds: " + seeds +
-           "\nvariants: {none: {}}\nsweep: {weight_bits: [8], act_bits: [8]}\n";
-  };
-  util::write_file_atomically(work.file("exp.yaml"), text("[3]"));
-  experiment::run_experiment(experiment::load_experiment(work.file("exp.yaml"), work.file("results")), {});
+  experiment::run_experiment(experiment::load_experiment(write_none_experiment(work, data.path(), "[3]"), work.file("results")), {});
   const std::string first = work.file("results/seeds/seed_3/none/checkpoint.pt");
   const auto first_time = fs::last_write_time(first);
 
-  util::write_file_atomically(work.file("exp.yaml"), text("[3, 4]"));
-  const auto both = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  const auto both = experiment::load_experiment(write_none_experiment(work, data.path(), "[3, 4]"), work.file("results"));
   const auto plan = experiment::describe_plan(both);
   CHECK_THAT(plan, Catch::Contains("seed 3 none: trained; 0 sweeps"));
   CHECK_THAT(plan, Catch::Contains("seed 4 none: train 1 epoch;"));
@@ -170,6 +172,32 @@ TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
   CHECK(fs::exists(work.file("results/seeds/seed_4/none/checkpoint.pt")));
   CHECK(table["tables"][0]["rows"][0]["accuracy"]["w8a8"]["n"] == 2);
   CHECK(table["tables"][0]["comparison"].empty());  // one variant: nothing to compare with
+}
+
+TEST_CASE("--seeds trains only the seeds it names; the tables take the others where they are complete") {
+  testing::TempDir data, work;
+  testing::write_cifar10(data.path(), 32);
+  auto e = experiment::load_experiment(write_none_experiment(work, data.path(), "[3, 4]"), work.file("results"));
+  CHECK_THROWS_WITH(experiment::select_seeds(e, {5}), Catch::Contains("--seeds: " + work.file("exp.yaml") +
+                                                                      " has no seed 5 (its seeds: 3, 4)"));
+  CHECK_THROWS_WITH(experiment::select_seeds(e, {4, 4}), Catch::Contains("--seeds: lists seed 4 twice"));
+  const std::string dir = work.file("results/seeds");
+  auto samples = [](const nlohmann::json& table) { return table["tables"][0]["rows"][0]["accuracy"]["w8a8"]["n"]; };
+
+  experiment::select_seeds(e, {4});
+  auto plan = experiment::describe_plan(e);
+  CHECK_THAT(plan, Catch::Contains("seed 3 none: not selected (--seeds); its seed is not complete: left out of the tables"));
+  CHECK_THAT(plan, Catch::Contains("seed 4 none: train 1 epoch;"));
+  CHECK(samples(experiment::run_experiment(e, {})) == 1);
+  CHECK_FALSE(fs::exists(dir + "/seed_3/none/metrics.json"));
+  CHECK(fs::exists(dir + "/seed_4/none/checkpoint.pt"));
+
+  experiment::select_seeds(e, {3});
+  plan = experiment::describe_plan(e);
+  CHECK_THAT(plan, Catch::Contains("seed 4 none: not selected (--seeds); its seed is complete: in the tables"));
+  const auto seed_4_sweep = fs::last_write_time(dir + "/seed_4/none/sweep_default_test.json");
+  CHECK(samples(experiment::run_experiment(e, {})) == 2);
+  CHECK(fs::last_write_time(dir + "/seed_4/none/sweep_default_test.json") == seed_4_sweep);
 }
 
 TEST_CASE("experiment files with mistakes are one-line config errors that name the file and the part") {
@@ -209,6 +237,24 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for(head + "variants: {x: {}, y: {threads: 2}}\n"),
              Catch::Contains("y sets threads to 2, x to 1; an experiment runs on one thread count"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {split: train}\n"), Catch::Contains("sensitivity.split"));
+}
+
+TEST_CASE("every experiment file shipped in experiments/ loads: its variants' configs parse and validate") {
+  // The files name their base configs relative to the checkout, as `qrobust run` is started there.
+  struct RestoreDirectory {
+    fs::path previous = fs::current_path();
+    ~RestoreDirectory() { fs::current_path(previous); }
+  } restore;
+  fs::current_path(QROBUST_SOURCE_DIR);
+  testing::TempDir results;
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator("experiments")) {
+    if (entry.path().extension() != ".yaml") continue;
+    INFO(entry.path().string());
+    CHECK_NOTHROW(experiment::load_experiment(entry.path().string(), results.path()));
+    ++files;
+  }
+  CHECK(files >= 12);
 }
 
 TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed results are reused without checkpoints") {
@@ -255,6 +301,10 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed re
   const auto grown_plan = experiment::describe_plan(grown);
   CHECK_THAT(grown_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs"));
   CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept"));
+  // If the trunk came out with other bits (another machine), none would train again as well.
+  CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept, checkpoint not here) ("));
+  CHECK_THAT(grown_plan, Catch::Contains(" more if the trunk trained again has other bits)"));
+  CHECK_THAT(grown_plan, Catch::Contains(" if the trunks trained again have other bits (another machine)"));
   const auto grown_table = experiment::run_experiment(grown, {});
   CHECK(util::read_file(dir + "/baseline/checkpoint.pt") == trunk);
   CHECK(grown_table["tables"][0]["rows"][0] == table["tables"][0]["rows"][0]);  // none, reused

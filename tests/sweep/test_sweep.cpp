@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 
 #include "data/datasets.h"
 #include "evaluation/evaluate.h"
@@ -201,4 +202,10 @@ TEST_CASE("sensitivity: one in at 32 bits is the float model; one in for a layer
   const auto csv = util::read_file(out.file("s.csv"));
   CHECK(std::count(csv.begin(), csv.end(), '\n') == 1 + 17);
   if (warning.empty()) CHECK(charts.size() == 2);
+  // A run trained again removes them all, and nothing else in its folder.
+  util::write_file_atomically(out.file("s.txt"), "kept");
+  report::remove_result_files(out.file("s.json"));
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(out.path())) left.push_back(entry.path().filename().string());
+  CHECK(left == std::vector<std::string>{"s.txt"});
 }
