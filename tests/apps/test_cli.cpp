@@ -52,7 +52,7 @@ TEST_CASE("usage and config errors exit with 2 and one line") {
   CHECK(run("eval").exit_code == 2);
 }
 
-TEST_CASE("train then eval on a small data set; a missing data file is a runtime error") {
+TEST_CASE("train then eval on a small data set, a missing data file is a runtime error") {
   testing::TempDir data, dir;
   testing::write_cifar10(data.path(), 32);
   const std::string config = "name: cli\nseed: 1\ndevice: cpu\nthreads: 1\n"
@@ -129,7 +129,7 @@ TEST_CASE("train then eval on a small data set; a missing data file is a runtime
   CHECK_THAT(missing.output, Catch::Contains(data.file("test_batch.bin")) && Catch::Contains("not found"));
 }
 
-TEST_CASE("run --dry-run prints the plan with an estimate and writes nothing; a bad experiment file exits 2") {
+TEST_CASE("run --dry-run prints the plan with an estimate and writes nothing, a bad experiment file exits 2") {
   testing::TempDir data, dir;
   testing::write_cifar10(data.path(), 32);
   testing::write_bytes(dir.file("base.yaml"), "name: base\nseed: 1\ndevice: cpu\nthreads: 1\n"

@@ -174,7 +174,7 @@ TEST_CASE("seeds resume one by one: adding a seed trains only the new one") {
   CHECK(table["tables"][0]["comparison"].empty());  // one variant: nothing to compare with
 }
 
-TEST_CASE("--seeds trains only the seeds it names; the tables take the others where they are complete") {
+TEST_CASE("run with --seeds trains only the seeds it names, the tables take the others where they are complete") {
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 32);
   auto e = experiment::load_experiment(write_none_experiment(work, data.path(), "[3, 4]"), work.file("results"));
@@ -257,7 +257,7 @@ TEST_CASE("every experiment file shipped in experiments/ loads: its variants' co
   CHECK(files >= 12);
 }
 
-TEST_CASE("branch_epoch: variants continue the baseline's schedule; committed results are reused without checkpoints") {
+TEST_CASE("branch_epoch: variants continue the baseline's schedule, committed results are reused without checkpoints") {
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 32);
   auto config = testing::tiny_config(data.path(), 3);

@@ -175,7 +175,7 @@ TEST_CASE("two processes with batch B end with the weights of one process with b
   CHECK(((initial->parameters()[0] - reference[0]).norm() / reference[0].norm()).item<double>() > 1e-3);
 }
 
-TEST_CASE("qrobust train on two processes: rank 0 writes the run; a killed rank stops the other with an error") {
+TEST_CASE("qrobust train on two processes: rank 0 writes the run, a killed rank stops the other with an error") {
   testing::TempDir data, dir;
   testing::write_cifar10(data.path(), 64);
   auto config = testing::tiny_config(data.path(), 1);

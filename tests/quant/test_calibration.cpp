@@ -50,7 +50,7 @@ TEST_CASE("calibration draws are reproducible under the seed and differ from eac
   CHECK_FALSE(torch::equal(all(draw(0)), all(first)));
 }
 
-TEST_CASE("calibration draws give their own activation ranges; weight scopes restore the float weights") {
+TEST_CASE("calibration draws give their own activation ranges, weight scopes restore the float weights") {
   torch::manual_seed(5);
   auto model = models::make_model("resnet8", {3, 8, 8, 10}, 4);
   model->eval();

@@ -248,7 +248,7 @@ TEST_CASE("a channels-last model and batch give the penalized step as accurately
   }
 }
 
-TEST_CASE("lambda = 0 trains bit-identically to no regularizer; lambda > 0 does not") {
+TEST_CASE("lambda = 0 trains bit-identically to no regularizer, lambda > 0 does not") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
   auto none = testing::tiny_config(data.path(), 2);

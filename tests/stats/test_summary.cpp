@@ -6,7 +6,7 @@
 
 using namespace qrobust;
 
-TEST_CASE("Student-t quantiles match the printed tables; the CDF inverts them") {
+TEST_CASE("Student-t quantiles match the printed tables, the CDF inverts them") {
   // Two-sided 95 % critical values, e.g. Fisher & Yates; the last is the normal's 1.959964.
   const std::vector<std::pair<double, double>> table = {{1, 12.706205}, {2, 4.302653}, {3, 3.182446},
                                                         {4, 2.776445}, {9, 2.262157}, {29, 2.045230},

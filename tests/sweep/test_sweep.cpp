@@ -102,7 +102,7 @@ TEST_CASE("a sweep at 32/32 reproduces eval exactly, 16/16 within 0.1 points, an
   CHECK_THAT(util::read_file(out.file("s.md")), Catch::Contains("| w4a4 | 4 | 4 |"));
 }
 
-TEST_CASE("the grid is the full product or the zipped pairs; bad lists are usage errors") {
+TEST_CASE("the grid is the full product or the zipped pairs, bad lists are usage errors") {
   sweep::SweepOptions options;
   options.weight_bits = {8, 4};
   options.act_bits = {32, 8, 4};
@@ -147,7 +147,7 @@ TEST_CASE("calibration draws: rows report the mean and spread of independent sam
   CHECK_THAT(util::read_file(out.file("d.md")), Catch::Contains("x 3 draws") && Catch::Contains(" ± "));
 }
 
-TEST_CASE("sensitivity: one in at 32 bits is the float model; one in for a layer quantizes only that layer") {
+TEST_CASE("sensitivity: one in at 32 bits is the float model, one in for a layer quantizes only that layer") {
   TrainedRun run;
   sweep::SensitivityOptions options;
   options.progress = false;

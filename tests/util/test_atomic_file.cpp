@@ -30,7 +30,7 @@ TEST_CASE("a writer that fails leaves the previous file untouched") {
   CHECK(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator()) == 1);
 }
 
-TEST_CASE("a directory has one writer at a time; its holder removes the temporary files killed writers left") {
+TEST_CASE("a directory has one writer at a time, its holder removes the temporary files killed writers left") {
   testing::TempDir dir;
   const std::string run = dir.file("run");
   {

@@ -6,7 +6,7 @@
 
 using namespace qrobust;
 
-TEST_CASE("file_sha1 is the SHA-1 of a file's bytes (FIPS 180 examples); a missing file is an error naming it") {
+TEST_CASE("file_sha1 is the SHA-1 of a file's bytes (FIPS 180 examples), a missing file is an error naming it") {
   testing::TempDir dir;
   testing::write_bytes(dir.file("abc"), "abc");
   CHECK(util::file_sha1(dir.file("abc")) == "a9993e364706816aba3e25717850c26c9cd0d89d");
