@@ -397,14 +397,14 @@ std::vector<bool> runs_to_train(const Experiment& e) {
 }
 
 void select_seeds(Experiment& e, const std::vector<int64_t>& seeds) {
-  for (size_t i = 0; i < seeds.size(); ++i) {
-    if (std::find(e.seeds.begin(), e.seeds.end(), seeds[i]) == e.seeds.end()) {
+  std::set<int64_t> seen;
+  for (const auto seed : seeds) {
+    if (std::find(e.seeds.begin(), e.seeds.end(), seed) == e.seeds.end()) {
       std::string listed;
-      for (const auto seed : e.seeds) listed += (listed.empty() ? "" : ", ") + std::to_string(seed);
-      throw UsageError("--seeds: " + e.file + " has no seed " + std::to_string(seeds[i]) + " (its seeds: " + listed + ")");
+      for (const auto known : e.seeds) listed += (listed.empty() ? "" : ", ") + std::to_string(known);
+      throw UsageError("--seeds: " + e.file + " has no seed " + std::to_string(seed) + " (its seeds: " + listed + ")");
     }
-    if (std::find(seeds.begin(), seeds.begin() + static_cast<std::ptrdiff_t>(i), seeds[i]) != seeds.begin() + static_cast<std::ptrdiff_t>(i))
-      throw UsageError("--seeds: lists seed " + std::to_string(seeds[i]) + " twice");
+    if (!seen.insert(seed).second) throw UsageError("--seeds: lists seed " + std::to_string(seed) + " twice");
   }
   e.selected_seeds = seeds;
 }
@@ -416,11 +416,14 @@ bool is_selected(const Experiment& e, int64_t seed) {
          std::find(e.selected_seeds.begin(), e.selected_seeds.end(), seed) != e.selected_seeds.end();
 }
 
-// Whether nothing of the seed is left to train or sweep, so that a table can take it as it is.
-bool seed_complete(const Experiment& e, const std::vector<bool>& to_train, int64_t seed) {
+// The seeds not selected that still have something to train or sweep: the tables leave them out.
+std::set<int64_t> left_out_seeds(const Experiment& e, const std::vector<bool>& to_train) {
+  std::set<int64_t> left_out;
   for (size_t r = 0; r < e.runs.size(); ++r)
-    if (e.runs[r].seed == seed && (to_train[r] || !results_complete(e, e.runs[r]))) return false;
-  return true;
+    if (!is_selected(e, e.runs[r].seed) && !left_out.count(e.runs[r].seed) &&
+        (to_train[r] || !results_complete(e, e.runs[r])))
+      left_out.insert(e.runs[r].seed);
+  return left_out;
 }
 
 }  // namespace
@@ -439,6 +442,7 @@ std::string describe_plan(const Experiment& e) {
   std::map<std::string, EvalCost> eval_cost_of;
   std::map<std::string, data::DataSplits> splits_of;
   const auto to_train = runs_to_train(e);
+  const auto left_out = left_out_seeds(e, to_train);
   // A baseline trained again usually comes out with other bits on another machine, and then the
   // variants kept from its old trunk train again too (grew_from_other_trunk): the worst case.
   std::set<int64_t> trunk_trains_again;
@@ -450,8 +454,8 @@ std::string describe_plan(const Experiment& e) {
     const auto& run = e.runs[r];
     if (!is_selected(e, run.seed)) {
       out << "  seed " << run.seed << " " << run.name << ": not selected (--seeds); "
-          << (seed_complete(e, to_train, run.seed) ? "its seed is complete: in the tables"
-                                                  : "its seed is not complete: left out of the tables")
+          << (left_out.count(run.seed) ? "its seed is not complete: left out of the tables"
+                                       : "its seed is complete: in the tables")
           << "\n";
       continue;
     }
@@ -556,12 +560,9 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   const util::DirectoryLock experiment_lock(e.dir, "qrobust run");
   for (const auto& run : e.runs) record_checkpoint_identity(e, run);
   auto to_train = runs_to_train(e);
-  std::set<int64_t> left_out;  // seeds not selected and not complete
-  for (const auto seed : e.seeds)
-    if (!is_selected(e, seed) && !seed_complete(e, to_train, seed)) {
-      spdlog::info("seed {}: not selected (--seeds) and not complete: left out of the tables", seed);
-      left_out.insert(seed);
-    }
+  const auto left_out = left_out_seeds(e, to_train);
+  for (const auto seed : left_out)
+    spdlog::info("seed {}: not selected (--seeds) and not complete: left out of the tables", seed);
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
     if (left_out.count(run.seed)) continue;
