@@ -358,14 +358,20 @@ void remove_results(const Experiment& e, const PlannedRun& run) {
   }
 }
 
-// Results from before checkpoint_sha1 and trunk_sha1 get them while the checkpoints they name
-// are here, so that a trunk trained again bit for bit keeps what grew from it.
+// Results from before checkpoint_sha1, trunk_sha1 and numerics_fingerprint get them while the
+// checkpoints they name are here, so that a trunk trained again bit for bit keeps what grew from
+// it. Checkpoints are not committed, so one that is here was trained on this machine.
 void record_checkpoint_identity(const Experiment& e, const PlannedRun& run) {
   auto metrics = read_metrics(run.dir);
   if (metrics.empty() || !train::inspect_run(run.dir, run.config).complete || grew_from_other_trunk(e, run)) return;
   bool changed = false;
+  const std::string checkpoint_sha1 = util::file_sha1(train::checkpoint_path(run.dir));
   if (!metrics.contains("checkpoint_sha1")) {
-    metrics["checkpoint_sha1"] = util::file_sha1(train::checkpoint_path(run.dir));
+    metrics["checkpoint_sha1"] = checkpoint_sha1;
+    changed = true;
+  }
+  if (!metrics.contains("numerics_fingerprint") && text_field(metrics, "checkpoint_sha1") == checkpoint_sha1) {
+    metrics["numerics_fingerprint"] = train::numerics_fingerprint(run.config, util::resolve_device(run.config.device));
     changed = true;
   }
   const PlannedRun* baseline = baseline_of(e, run);
@@ -411,6 +417,32 @@ void select_seeds(Experiment& e, const std::vector<int64_t>& seeds) {
 
 namespace {
 
+// Whether a baseline trained again rebuilds its old trunk bit for bit, predicted by comparing this
+// machine's numerics fingerprint with the one the trunk was trained with (train/trainer.h). The
+// SHA-1 check after training (grew_from_other_trunk) decides; this only informs the plan.
+enum class TrunkRebuild { kUnknown, kSameBits, kOtherBits };
+
+TrunkRebuild predict_rebuild(const PlannedRun& baseline) {
+  const std::string recorded = text_field(read_metrics(baseline.dir), "numerics_fingerprint");
+  if (recorded.empty()) return TrunkRebuild::kUnknown;
+  const auto here = train::numerics_fingerprint(baseline.config, util::resolve_device(baseline.config.device));
+  return here == recorded ? TrunkRebuild::kSameBits : TrunkRebuild::kOtherBits;
+}
+
+std::string rebuild_note(TrunkRebuild rebuild) {
+  switch (rebuild) {
+    case TrunkRebuild::kSameBits:
+      return " (this machine's numerics fingerprint is the old trunk's: it should come out bit for bit the same, "
+             "and what grew from it is kept)";
+    case TrunkRebuild::kOtherBits:
+      return " (this machine's numerics fingerprint is not the old trunk's: it will have other bits, and what grew "
+             "from it trains again)";
+    case TrunkRebuild::kUnknown:
+      break;
+  }
+  return " (the variants that grew from the old trunk train again unless it comes out bit for bit the same)";
+}
+
 bool is_selected(const Experiment& e, int64_t seed) {
   return e.selected_seeds.empty() ||
          std::find(e.selected_seeds.begin(), e.selected_seeds.end(), seed) != e.selected_seeds.end();
@@ -443,12 +475,12 @@ std::string describe_plan(const Experiment& e) {
   std::map<std::string, data::DataSplits> splits_of;
   const auto to_train = runs_to_train(e);
   const auto left_out = left_out_seeds(e, to_train);
-  // A baseline trained again usually comes out with other bits on another machine, and then the
-  // variants kept from its old trunk train again too (grew_from_other_trunk): the worst case.
-  std::set<int64_t> trunk_trains_again;
+  // A baseline trained again comes out with the old trunk's bits only where the arithmetic is the
+  // same; else the variants kept from the old trunk train again too (grew_from_other_trunk).
+  std::map<int64_t, TrunkRebuild> trunk_trains_again;
   for (size_t r = 0; r < e.runs.size(); ++r)
     if (to_train[r] && e.runs[r].name == "baseline" && fs::exists(train::metrics_path(e.runs[r].dir)))
-      trunk_trains_again.insert(e.runs[r].seed);
+      trunk_trains_again[e.runs[r].seed] = predict_rebuild(e.runs[r]);
   double total = 0, worst_total = 0;
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
@@ -514,11 +546,18 @@ std::string describe_plan(const Experiment& e) {
     double seconds = 0, worst_extra = 0;
     out << "  seed " << run.seed << " " << run.name << ": ";
     if (!to_train[r]) {
-      if (run.name != "baseline" && trunk_trains_again.count(run.seed) && fs::exists(train::metrics_path(run.dir)))
-        worst_extra = training_seconds(c.train.last_epoch() - run.first_epoch) + analyses(true).seconds;
+      const auto rebuild = trunk_trains_again.find(run.seed);
+      const bool at_risk = run.name != "baseline" && rebuild != trunk_trains_again.end() &&
+                           rebuild->second != TrunkRebuild::kSameBits && fs::exists(train::metrics_path(run.dir));
+      const double again = at_risk ? training_seconds(c.train.last_epoch() - run.first_epoch) + analyses(true).seconds : 0;
       out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
-      if (worst_extra > 0)
-        out << " (" << util::format_duration(worst_extra) << " more if the trunk trained again has other bits)";
+      if (at_risk && rebuild->second == TrunkRebuild::kOtherBits) {
+        seconds += again;
+        out << " (" << util::format_duration(again) << " more: the trunk trained again here will have other bits)";
+      } else if (at_risk) {
+        worst_extra = again;
+        out << " (" << util::format_duration(again) << " more if the trunk trained again has other bits)";
+      }
     } else {
       const bool other_trunk = grew_from_other_trunk(e, run);
       const bool again = other_trunk || (!state.complete && fs::exists(train::metrics_path(run.dir)));  // from scratch
@@ -528,8 +567,7 @@ std::string describe_plan(const Experiment& e) {
               : again     ? "train again (its checkpoint is needed), "
                     : state.started ? "resume after " + std::to_string(state.logged_epochs) + " epochs, " : std::string("train "))
           << epochs << (epochs == 1 ? " epoch" : " epochs");
-      if (again && run.name == "baseline")
-        out << " (the variants that grew from the old trunk train again unless it comes out bit for bit the same)";
+      if (again && run.name == "baseline") out << rebuild_note(trunk_trains_again.at(run.seed));
       if (c.train.stop_after > 0) out << " (1.." << c.train.stop_after << " of a " << c.train.epochs << "-epoch schedule)";
       if (!c.train.branch_from.empty())
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;

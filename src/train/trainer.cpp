@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <c10/util/hash.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -302,6 +303,38 @@ double measure_step_seconds(const config::ExperimentConfig& config, torch::Devic
   return std::chrono::duration<double>(Clock::now() - start).count() / static_cast<double>(timed);
 }
 
+std::string numerics_fingerprint(const config::ExperimentConfig& config, torch::Device device) {
+  const auto info = data::dataset_info(config.data);
+  auto model = models::build_model(config.model, info.input(), /*seed=*/0, device);
+  auto generator = at::detail::createCPUGenerator(0);
+  auto random_images = [&](int64_t batch) {
+    return torch::randn({batch, info.channels, info.height, info.width}, generator).to(device);
+  };
+  const auto images = random_images(config.data.batch_size);
+  const auto targets = torch::randint(0, info.num_classes, {config.data.batch_size}, generator, torch::kLong).to(device);
+  auto optimizer = make_optimizer(config.train, model->parameters());
+  set_learning_rate(optimizer, config.train.lr);
+  model->train();
+  optimizer.zero_grad();
+  const auto step = regularize::make_plain()->step(*model, images, targets);
+  optimizer.step();
+  // The logits and gradients of the step, the weights after it, and the evaluation's logits.
+  std::vector<torch::Tensor> outputs = {step.logits.detach()};
+  for (const auto& parameter : model->parameters()) {
+    outputs.push_back(parameter.grad());
+    outputs.push_back(parameter.detach());
+  }
+  model->eval();
+  const torch::NoGradGuard no_grad;
+  outputs.push_back(model->forward(random_images(config.data.eval_batch_size)));
+  std::string bytes;
+  for (const auto& output : outputs) {
+    const auto values = output.to(torch::kCPU, torch::kFloat).contiguous();
+    bytes.append(static_cast<const char*>(values.data_ptr()), static_cast<size_t>(values.nbytes()));
+  }
+  return c10::sha1(bytes).str();
+}
+
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config) {
   RunState state;
   state.started = fs::exists(config_path(run_dir));
@@ -405,6 +438,8 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   metrics["checkpoint_sha1"] = util::file_sha1(checkpoint_path(options.run_dir));
   if (const auto& trunk = config.train.branch_from.empty() ? config.train.init_from : config.train.branch_from; !trunk.empty())
     metrics["trunk_sha1"] = util::file_sha1(trunk);
+  // Whether another machine can rebuild these bits: the experiment's plan compares fingerprints.
+  metrics["numerics_fingerprint"] = numerics_fingerprint(config, device);
   util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");
   return metrics;
 }

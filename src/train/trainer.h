@@ -5,7 +5,8 @@
 //                         test (and val) loss and accuracy, per-layer gradient norms, seconds, img/s
 //   RUN/checkpoint.pt     after every epoch (atomic), see checkpoint.h
 //   RUN/metrics.json      final figures (atomic), with the SHA-1 of the final checkpoint
-//                         (checkpoint_sha1) and of the one it started from (trunk_sha1)
+//                         (checkpoint_sha1), of the one it started from (trunk_sha1) and the
+//                         machine's numerics_fingerprint
 // A resumed run continues from the last checkpoint and ends with the same weights as an
 // uninterrupted one (same seed, threads and machine: oneDNN picks its kernels by CPU): data
 // order and augmentation are functions of (seed, epoch, batch), and the checkpoint holds
@@ -75,6 +76,14 @@ RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig&
 // included), on random images, averaged over `steps` after one untimed step (rounded up to
 // whole cycles of an amortized penalty).
 double measure_step_seconds(const config::ExperimentConfig& config, torch::Device device, int steps);
+
+// What this machine's arithmetic does with `config`'s model: the SHA-1 of one plain training
+// step (forward, backward, SGD with momentum) and one evaluation forward of fixed random images,
+// at the config's batch sizes and the caller's thread count on `device`. oneDNN and ATen pick
+// kernels and blocking by CPU, so two machines (or builds) with the same fingerprint train the
+// same config to the same bits, and two with different ones usually do not. It does not depend
+// on the config's seed, and it leaves the global generator as it was. About two steps' time.
+std::string numerics_fingerprint(const config::ExperimentConfig& config, torch::Device device);
 
 // File names inside a run directory.
 std::string checkpoint_path(const std::string& run_dir);

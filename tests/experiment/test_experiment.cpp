@@ -298,10 +298,28 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule, committed re
   util::write_file_atomically(work.file("exp.yaml"),
                               text("none: {}, grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}"));
   const auto grown = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  // The trunk was trained with this machine's numerics: it will come out the same, none is kept.
+  const auto baseline_metrics = nlohmann::json::parse(util::read_file(dir + "/baseline/metrics.json"));
+  REQUIRE(baseline_metrics.contains("numerics_fingerprint"));
+  const auto same_plan = experiment::describe_plan(grown);
+  CHECK_THAT(same_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs (this machine's "
+                                        "numerics fingerprint is the old trunk's"));
+  CHECK_THAT(same_plan, Catch::Contains("none: trained (results kept, checkpoint not here);"));
+  CHECK_THAT(same_plan, !Catch::Contains("other bits"));
+  // Trained elsewhere: none trains again too, and the total counts it.
+  auto elsewhere = baseline_metrics;
+  elsewhere["numerics_fingerprint"] = std::string(40, 'f');
+  util::write_file_atomically(dir + "/baseline/metrics.json", elsewhere.dump());
+  const auto other_plan = experiment::describe_plan(grown);
+  CHECK_THAT(other_plan, Catch::Contains("fingerprint is not the old trunk's: it will have other bits"));
+  CHECK_THAT(other_plan, Catch::Contains(" more: the trunk trained again here will have other bits)"));
+  CHECK_THAT(other_plan, !Catch::Contains("if the trunks trained again have other bits"));
+  // Trained before the fingerprint was recorded: both figures.
+  auto unknown = baseline_metrics;
+  unknown.erase("numerics_fingerprint");
+  util::write_file_atomically(dir + "/baseline/metrics.json", unknown.dump());
   const auto grown_plan = experiment::describe_plan(grown);
-  CHECK_THAT(grown_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs"));
-  CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept"));
-  // If the trunk came out with other bits (another machine), none would train again as well.
+  CHECK_THAT(grown_plan, Catch::Contains("baseline: train again (its checkpoint is needed), 2 epochs (the variants"));
   CHECK_THAT(grown_plan, Catch::Contains("none: trained (results kept, checkpoint not here) ("));
   CHECK_THAT(grown_plan, Catch::Contains(" more if the trunk trained again has other bits)"));
   CHECK_THAT(grown_plan, Catch::Contains(" if the trunks trained again have other bits (another machine)"));
@@ -339,14 +357,17 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule, committed re
 
   // Results from before trunk_sha1 count as grown from the baseline when finished after it.
   auto legacy = nlohmann::json::parse(util::read_file(dir + "/grad_l1/metrics.json"));
+  const auto fingerprint = legacy.at("numerics_fingerprint");
   legacy.erase("trunk_sha1");
+  legacy.erase("numerics_fingerprint");
   util::write_file_atomically(dir + "/grad_l1/metrics.json", legacy.dump());
   CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("grad_l1: trained"));
   // ... and get the field while the trunk's checkpoint is here, without training again.
   const auto grad_l1_checkpoint = util::read_file(dir + "/grad_l1/checkpoint.pt");
   experiment::run_experiment(grown, {});
-  CHECK(nlohmann::json::parse(util::read_file(dir + "/grad_l1/metrics.json"))["trunk_sha1"] ==
-        util::file_sha1(dir + "/baseline/checkpoint.pt"));
+  const auto recorded = nlohmann::json::parse(util::read_file(dir + "/grad_l1/metrics.json"));
+  CHECK(recorded["trunk_sha1"] == util::file_sha1(dir + "/baseline/checkpoint.pt"));
+  CHECK(recorded["numerics_fingerprint"] == fingerprint);  // its checkpoint is here: trained on this machine
   CHECK(util::read_file(dir + "/grad_l1/checkpoint.pt") == grad_l1_checkpoint);
   legacy["provenance"]["time_utc"] = "2000-01-01T00:00:00Z";
   util::write_file_atomically(dir + "/grad_l1/metrics.json", legacy.dump());

@@ -69,6 +69,38 @@ TEST_CASE("training lowers the loss on a small learnable set and writes the run 
   CHECK(util::read_file(train::checkpoint_path(options.run_dir)) == checkpoint);
 }
 
+TEST_CASE("the numerics fingerprint repeats here, follows the arithmetic of a step, and is what a run records") {
+  testing::TempDir data, runs;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  torch::manual_seed(5);
+  const auto expected_draw = torch::rand({4});
+  torch::manual_seed(5);
+  const auto fingerprint = train::numerics_fingerprint(config, torch::kCPU);
+  CHECK(torch::equal(torch::rand({4}), expected_draw));  // the global generator is left as it was
+  CHECK(fingerprint.size() == 40);
+  CHECK(train::numerics_fingerprint(config, torch::kCPU) == fingerprint);
+  auto other_seed = config;
+  other_seed.seed = 99;  // the same arithmetic for every seed of an experiment
+  CHECK(train::numerics_fingerprint(other_seed, torch::kCPU) == fingerprint);
+  // What changes a step's arithmetic changes the fingerprint: the weights after SGD, the shapes.
+  auto other_lr = config;
+  other_lr.train.lr = config.train.lr / 2;
+  CHECK(train::numerics_fingerprint(other_lr, torch::kCPU) != fingerprint);
+  auto other_batch = config;
+  other_batch.data.batch_size = config.data.batch_size + 1;
+  CHECK(train::numerics_fingerprint(other_batch, torch::kCPU) != fingerprint);
+  auto other_eval_batch = config;
+  other_eval_batch.data.eval_batch_size = config.data.eval_batch_size + 1;
+  CHECK(train::numerics_fingerprint(other_eval_batch, torch::kCPU) != fingerprint);
+
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  CHECK(train::train(config, options)["numerics_fingerprint"] == fingerprint);
+  CHECK(nlohmann::json::parse(util::read_file(train::metrics_path(options.run_dir)))["numerics_fingerprint"] ==
+        fingerprint);
+}
+
 TEST_CASE("a run interrupted mid-epoch and resumed ends with the same weights as an uninterrupted one") {
   testing::TempDir data, runs;
   testing::write_cifar10(data.path(), 32);
