@@ -20,7 +20,7 @@ set grid ytics
 set ylabel 'accuracy (%)'
 set xtics rotate by -60 font ',8'
 set key outside top center horizontal
-set title 'resnet20 at 4 bits: float 83.23, all quantized 75.63' noenhanced
+set title 'resnet20 at 4 bits: float 82.74, all quantized 71.82' noenhanced
 set terminal svg size 800,450 noenhanced
 set output 'results/cifar10_resnet20_branch/seed_1/none/sensitivity_per_tensor_test.svg.tmp'
 plot 'results/cifar10_resnet20_branch/seed_1/none/sensitivity_per_tensor_test.dat' using 2:xtic(1) title 'only this element quantized' lt 1, '' using 3 title 'all but this element quantized' lt 2
