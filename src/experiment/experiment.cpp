@@ -13,12 +13,14 @@
 #include <sstream>
 
 #include "data/datasets.h"
+#include "io/checkpoint.h"
 #include "models/registry.h"
 #include "report/gradient_norms.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "report/table.h"
 #include "sweep/sensitivity.h"
+#include "train/schedule.h"
 #include "util/atomic_file.h"
 #include "util/directory_lock.h"
 #include "util/progress.h"
@@ -383,6 +385,101 @@ void record_checkpoint_identity(const Experiment& e, const PlannedRun& run) {
   if (changed) util::write_file_atomically(train::metrics_path(run.dir), metrics.dump(2) + "\n");
 }
 
+
+// What makes two runs the same computation: the config but for its name, the trunk's path (its
+// bits are compared apart), and where it runs (the numerics fingerprint compares that).
+std::string computation_of(config::ExperimentConfig config) {
+  config.name.clear();
+  config.train.branch_from.clear();
+  config.threads = 0;
+  config.device.clear();
+  return config::to_yaml(config);
+}
+
+// Another experiment's complete run of this seed, under the same results root, that is `run`
+// trained already: the same computation, grown from a trunk whose SHA-1 is `trunk_sha1` ("" for
+// none), trained with this machine's numerics, and its checkpoint here (checkpoints are not
+// committed: it was trained on this machine). Experiments on one base config share their seeds'
+// trunks and, e.g., `none`, so a sitting that runs two of them for one seed trains those once.
+std::optional<std::string> find_twin(const Experiment& e, const PlannedRun& run, const std::string& trunk_sha1) {
+  const std::string computation = computation_of(run.config);
+  std::optional<std::string> fingerprint;  // this machine's, computed for the first candidate that gets that far
+  std::error_code ec;
+  for (const auto& other : fs::directory_iterator(fs::path(e.dir).parent_path(), ec)) {
+    const auto seed_dir = other.path() / ("seed_" + std::to_string(run.seed));
+    if (fs::equivalent(other.path(), e.dir, ec) || !fs::is_directory(seed_dir, ec)) continue;
+    for (const auto& candidate : fs::directory_iterator(seed_dir, ec)) {
+      const std::string dir = candidate.path().string();
+      if (!fs::exists(train::checkpoint_path(dir)) || !fs::exists(train::config_path(dir))) continue;
+      const auto metrics = read_metrics(dir);
+      if (text_field(metrics, "trunk_sha1") != trunk_sha1 || text_field(metrics, "numerics_fingerprint").empty()) continue;
+      try {
+        const auto config_file = train::config_path(dir);
+        if (computation_of(config::parse_config(util::read_file(config_file, util::kMaxTextFileBytes), config_file)) !=
+            computation)
+          continue;
+      } catch (const std::exception&) {
+        continue;  // not a run of this version's configs
+      }
+      if (text_field(metrics, "checkpoint_sha1") != util::file_sha1(train::checkpoint_path(dir))) continue;
+      if (!fingerprint) fingerprint = train::numerics_fingerprint(run.config, util::resolve_device(run.config.device));
+      if (text_field(metrics, "numerics_fingerprint") == *fingerprint) return dir;
+    }
+  }
+  return std::nullopt;
+}
+
+// The SHA-1 of the file `run` starts from as it is now ("" for none, "?" while it is not there).
+std::string current_trunk_sha1(const PlannedRun& run) {
+  const auto trunk = train::starting_checkpoint(run.config);
+  if (trunk.empty()) return "";
+  return fs::exists(trunk) ? util::file_sha1(trunk) : "?";
+}
+
+// Makes `run` the copy of its twin: the same weights, momentum and log, its own config and name,
+// and the twin's sweeps and sensitivity analyses where they answer this experiment's request.
+// The checkpoint is written as the run's own training writes it, so its bytes are the same.
+void adopt_twin(const Experiment& e, const PlannedRun& run, const std::string& twin) {
+  const auto& c = run.config;
+  auto model = models::build_model(c.model, data::dataset_info(c.data).input(), c.seed, util::resolve_device(c.device));
+  auto optimizer = train::make_optimizer(c.train, model->parameters());
+  const int64_t epoch = io::load_checkpoint(train::checkpoint_path(twin), *model, &optimizer).epoch;
+  std::error_code ec;
+  fs::create_directories(run.dir, ec);
+  if (ec) throw RuntimeFailure(run.dir + ": cannot create run directory: " + ec.message());
+  const std::string yaml = config::to_yaml(c);
+  util::write_file_atomically(train::config_path(run.dir), yaml);
+  util::write_file_atomically(train::log_path(run.dir), util::read_file(train::log_path(twin), util::kMaxResultFileBytes));
+  io::save_checkpoint(train::checkpoint_path(run.dir), *model, &optimizer, epoch, yaml);
+  auto metrics = read_metrics(twin);
+  metrics["name"] = c.name;
+  metrics["checkpoint"] = train::checkpoint_path(run.dir);
+  metrics["checkpoint_sha1"] = util::file_sha1(train::checkpoint_path(run.dir));
+  metrics["copied_from"] = twin;
+  auto twin_run = run;
+  twin_run.dir = twin;
+  for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
+    const auto config = sweep_config(run, quantizer);
+    for (const auto& split : e.splits) {
+      auto options = e.sweep;
+      options.split = split;
+      if (auto sweep = existing_sweep(sweep_path(twin_run, quantizer, split), config, options)) {
+        (*sweep)["header"]["checkpoint"] = train::checkpoint_path(run.dir);
+        report::write_sweep(*sweep, sweep_path(run, quantizer, split));
+      }
+    }
+    if (!e.sensitivity.covers(run, quantizer)) continue;
+    if (auto sensitivity =
+            existing_sensitivity(sensitivity_path(twin_run, quantizer, e.sensitivity.split), config, e.sensitivity)) {
+      (*sensitivity)["header"]["checkpoint"] = train::checkpoint_path(run.dir);
+      std::string warning;
+      report::write_sensitivity(*sensitivity, sensitivity_path(run, quantizer, e.sensitivity.split), warning);
+      if (!warning.empty()) spdlog::warn("{}", warning);
+    }
+  }
+  util::write_file_atomically(train::metrics_path(run.dir), metrics.dump(2) + "\n");  // last: the run is complete
+}
+
 }  // namespace
 
 std::vector<bool> runs_to_train(const Experiment& e) {
@@ -481,6 +578,7 @@ std::string describe_plan(const Experiment& e) {
   for (size_t r = 0; r < e.runs.size(); ++r)
     if (to_train[r] && e.runs[r].name == "baseline" && fs::exists(train::metrics_path(e.runs[r].dir)))
       trunk_trains_again[e.runs[r].seed] = predict_rebuild(e.runs[r]);
+  std::map<int64_t, std::string> copied_trunk_sha1;  // per seed, where its baseline is copied
   double total = 0, worst_total = 0;
   for (size_t r = 0; r < e.runs.size(); ++r) {
     const auto& run = e.runs[r];
@@ -521,20 +619,21 @@ std::string describe_plan(const Experiment& e) {
       int sweeps = 0, sensitivities = 0;
       double seconds = 0;
     };
-    auto analyses = [&](bool all) {
+    // `done`: the run directory whose files answer the request already (null: none does).
+    auto analyses = [&](const PlannedRun* done) {
       Analyses pending;
       for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
         for (const auto& split : e.splits) {
           auto options = e.sweep;
           options.split = split;
-          if (!all && existing_sweep(sweep_path(run, quantizer, split), sweep_config(run, quantizer), options)) continue;
+          if (done && existing_sweep(sweep_path(*done, quantizer, split), sweep_config(run, quantizer), options)) continue;
           ++pending.sweeps;
           // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
           const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
           pending.seconds += evaluations * images_of(split) * cost.seconds_per_image;
         }
         if (!e.sensitivity.covers(run, quantizer)) continue;
-        if (!all && existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split), sweep_config(run, quantizer),
+        if (done && existing_sensitivity(sensitivity_path(*done, quantizer, e.sensitivity.split), sweep_config(run, quantizer),
                                          e.sensitivity))
           continue;
         ++pending.sensitivities;
@@ -543,13 +642,25 @@ std::string describe_plan(const Experiment& e) {
       }
       return pending;
     };
+    // A run that trains from scratch may be copied from another experiment instead (find_twin);
+    // a variant's trunk is then the copied baseline's, whose bits are its twin's.
+    const bool other_trunk = to_train[r] && grew_from_other_trunk(e, run);
+    std::optional<std::string> twin;
+    if (to_train[r] && (other_trunk || !fs::exists(train::checkpoint_path(run.dir)))) {
+      std::string trunk_sha1 = current_trunk_sha1(run);
+      if (trunk_sha1 == "?" && copied_trunk_sha1.count(run.seed)) trunk_sha1 = copied_trunk_sha1[run.seed];
+      twin = find_twin(e, run, trunk_sha1);
+      if (twin && run.name == "baseline") copied_trunk_sha1[run.seed] = util::file_sha1(train::checkpoint_path(*twin));
+    }
+    PlannedRun twin_run = run;
+    if (twin) twin_run.dir = *twin;
     double seconds = 0, worst_extra = 0;
     out << "  seed " << run.seed << " " << run.name << ": ";
     if (!to_train[r]) {
       const auto rebuild = trunk_trains_again.find(run.seed);
       const bool at_risk = run.name != "baseline" && rebuild != trunk_trains_again.end() &&
                            rebuild->second != TrunkRebuild::kSameBits && fs::exists(train::metrics_path(run.dir));
-      const double again = at_risk ? training_seconds(c.train.last_epoch() - run.first_epoch) + analyses(true).seconds : 0;
+      const double again = at_risk ? training_seconds(c.train.last_epoch() - run.first_epoch) + analyses(nullptr).seconds : 0;
       out << (state.complete ? "trained" : "trained (results kept, checkpoint not here)");
       if (at_risk && rebuild->second == TrunkRebuild::kOtherBits) {
         seconds += again;
@@ -558,8 +669,9 @@ std::string describe_plan(const Experiment& e) {
         worst_extra = again;
         out << " (" << util::format_duration(again) << " more if the trunk trained again has other bits)";
       }
+    } else if (twin) {
+      out << "copy " << *twin << " (the same run, trained on this machine)";
     } else {
-      const bool other_trunk = grew_from_other_trunk(e, run);
       const bool again = other_trunk || (!state.complete && fs::exists(train::metrics_path(run.dir)));  // from scratch
       const int64_t epochs = c.train.last_epoch() - run.first_epoch - (again ? 0 : state.logged_epochs);
       seconds += training_seconds(epochs);
@@ -573,7 +685,7 @@ std::string describe_plan(const Experiment& e) {
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
-    const auto pending = analyses(to_train[r]);
+    const auto pending = analyses(twin ? &twin_run : to_train[r] ? nullptr : &run);
     seconds += pending.seconds;
     out << "; " << pending.sweeps << " sweeps";
     if (e.sensitivity.enabled) out << " and " << pending.sensitivities << " sensitivity analyses";
@@ -616,12 +728,20 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
         fs::remove(train::checkpoint_path(run.dir));
       }
       remove_results(e, run);  // they describe other weights; a stop before they are redone must not keep them
-      spdlog::info("{}: {} into {} (penalty {})", label, state.started ? "resuming" : "training", run.dir,
-                   run.config.regularizer.describe());
-      try {
-        train::train(run.config, {run.dir, state.started, options.observer, options.stop});
-      } catch (const train::TrainingInterrupted&) {
-        throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
+      const auto twin = fs::exists(train::checkpoint_path(run.dir)) ? std::nullopt
+                                                                     : find_twin(e, run, current_trunk_sha1(run));
+      if (twin) {
+        spdlog::info("{}: the same run, trained on this machine, is complete in {}; copying it", label, *twin);
+        adopt_twin(e, run, *twin);
+        trained_now = false;  // its sweeps are the twin's, and answer this request
+      } else {
+        spdlog::info("{}: {} into {} (penalty {})", label, state.started ? "resuming" : "training", run.dir,
+                     run.config.regularizer.describe());
+        try {
+          train::train(run.config, {run.dir, state.started, options.observer, options.stop});
+        } catch (const train::TrainingInterrupted&) {
+          throw train::TrainingInterrupted("interrupted while training " + label + resume_hint(e));
+        }
       }
       // A baseline trained again may be another trunk than its variants grew from (grew_from_other_trunk).
       if (run.name == "baseline") to_train = runs_to_train(e);

@@ -335,6 +335,10 @@ std::string numerics_fingerprint(const config::ExperimentConfig& config, torch::
   return c10::sha1(bytes).str();
 }
 
+std::string starting_checkpoint(const config::ExperimentConfig& config) {
+  return config.train.branch_from.empty() ? config.train.init_from : config.train.branch_from;
+}
+
 RunState inspect_run(const std::string& run_dir, const config::ExperimentConfig& config) {
   RunState state;
   state.started = fs::exists(config_path(run_dir));
@@ -436,8 +440,7 @@ nlohmann::json train(const config::ExperimentConfig& config, const TrainOptions&
   // Which weights these are and which they grew from: an experiment keeps a variant only while
   // its trunk is the seed's baseline as it is now (experiment/experiment.h).
   metrics["checkpoint_sha1"] = util::file_sha1(checkpoint_path(options.run_dir));
-  if (const auto& trunk = config.train.branch_from.empty() ? config.train.init_from : config.train.branch_from; !trunk.empty())
-    metrics["trunk_sha1"] = util::file_sha1(trunk);
+  if (const auto trunk = starting_checkpoint(config); !trunk.empty()) metrics["trunk_sha1"] = util::file_sha1(trunk);
   // Whether another machine can rebuild these bits: the experiment's plan compares fingerprints.
   metrics["numerics_fingerprint"] = numerics_fingerprint(config, device);
   util::write_file_atomically(metrics_path(options.run_dir), metrics.dump(2) + "\n");

@@ -85,6 +85,9 @@ double measure_step_seconds(const config::ExperimentConfig& config, torch::Devic
 // on the config's seed, and it leaves the global generator as it was. About two steps' time.
 std::string numerics_fingerprint(const config::ExperimentConfig& config, torch::Device device);
 
+// The checkpoint a run starts from: the trunk it branches from, or init_from's ("" for neither).
+std::string starting_checkpoint(const config::ExperimentConfig& config);
+
 // File names inside a run directory.
 std::string checkpoint_path(const std::string& run_dir);
 std::string config_path(const std::string& run_dir);

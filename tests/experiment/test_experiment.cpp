@@ -2,9 +2,13 @@
 
 #include <cmath>
 #include <filesystem>
+#include <regex>
+#include <sstream>
 
+#include "data/datasets.h"
 #include "experiment/experiment.h"
 #include "io/checkpoint.h"
+#include "models/registry.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
 #include "util/provenance.h"
@@ -372,4 +376,89 @@ TEST_CASE("branch_epoch: variants continue the baseline's schedule, committed re
   legacy["provenance"]["time_utc"] = "2000-01-01T00:00:00Z";
   util::write_file_atomically(dir + "/grad_l1/metrics.json", legacy.dump());
   CHECK_THAT(experiment::describe_plan(grown), Catch::Contains("grad_l1: train again (it grew from another trunk"));
+}
+
+TEST_CASE("a run another experiment trained on this machine is copied: the weights, log and sweeps of its own training") {
+  testing::TempDir data, work, apart;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 3);
+  config.quant.calibration_samples(16);
+  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
+  auto write = [&](const std::string& name, const std::string& variants) {
+    util::write_file_atomically(work.file(name + ".yaml"),
+                                "name: " + name + "\nbase: " + work.file("base.yaml") +
+                                    "\nbaseline: true\nbranch_epoch: 2\nvariants: {" + variants +
+                                    "}\nsweep: {weight_bits: [8, 4], act_bits: [8, 4]}\n"
+                                    "sensitivity: {bits: 4, variants: [none]}\n");
+    return work.file(name + ".yaml");
+  };
+  const auto first = write("first", "none: {}, grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}");
+  const auto second = write("second", "none: {}, kurtosis: {regularizer.name: kurtosis, regularizer.lambda: 1.0e-2}");
+  experiment::run_experiment(experiment::load_experiment(first, work.file("results")), {});
+
+  // The second experiment shares the base: its trunk and `none` are the first's, trained here.
+  const auto shared = experiment::load_experiment(second, work.file("results"));
+  const auto plan = experiment::describe_plan(shared);
+  const std::string from = work.file("results/first/seed_7/");
+  CHECK_THAT(plan, Catch::Contains("seed 7 baseline: copy " + from + "baseline (the same run, trained on this machine); 0 sweeps"));
+  CHECK_THAT(plan, Catch::Contains("seed 7 none: copy " + from + "none (the same run, trained on this machine); 0 sweeps and 0 sensitivity"));
+  CHECK_THAT(plan, Catch::Contains("seed 7 kurtosis: train 1 epoch"));
+  const auto table = experiment::run_experiment(shared, {});
+  const std::string dir = work.file("results/second/seed_7/");
+  CHECK(nlohmann::json::parse(util::read_file(dir + "none/metrics.json"))["copied_from"] == from + "none");
+  CHECK(nlohmann::json::parse(util::read_file(dir + "none/sweep_default_test.json"))["header"]["checkpoint"] ==
+        dir + "none/checkpoint.pt");
+  CHECK_FALSE(nlohmann::json::parse(util::read_file(dir + "kurtosis/metrics.json")).contains("copied_from"));
+
+  // The same experiment alone, trained from scratch: the same checkpoints, logs and sweeps.
+  const auto alone = experiment::load_experiment(second, apart.file("results"));
+  CHECK_THAT(experiment::describe_plan(alone), !Catch::Contains("copy"));
+  const auto alone_table = experiment::run_experiment(alone, {});
+  const std::string alone_dir = apart.file("results/second/seed_7/");
+  // The two differ only by where they are (the checkpoints hold the config, with its paths) and
+  // by how long each epoch took.
+  auto weights = [&](const std::string& checkpoint) {
+    auto model = models::build_model(config.model, data::dataset_info(config.data).input(), 0, torch::kCPU);
+    const auto info = io::load_checkpoint(checkpoint, *model, nullptr);
+    std::vector<torch::Tensor> tensors = model->parameters();
+    for (const auto& buffer : model->buffers()) tensors.push_back(buffer);
+    return std::make_pair(info, tensors);
+  };
+  auto log_without_timing = [](const std::string& file) {
+    std::vector<nlohmann::json> records;
+    std::istringstream lines(util::read_file(file));
+    for (std::string line; std::getline(lines, line);) {
+      auto record = nlohmann::json::parse(line);
+      record.erase("train_seconds");
+      record.erase("images_per_second");
+      records.push_back(record);
+    }
+    return records;
+  };
+  for (const std::string run : {"baseline/", "none/", "kurtosis/"}) {
+    const auto [info, tensors] = weights(dir + run + "checkpoint.pt");
+    const auto [alone_info, alone_tensors] = weights(alone_dir + run + "checkpoint.pt");
+    CHECK(info.epoch == alone_info.epoch);
+    CHECK(std::regex_replace(info.config_yaml, std::regex(work.path()), "ROOT") ==
+          std::regex_replace(alone_info.config_yaml, std::regex(apart.path()), "ROOT"));
+    REQUIRE(tensors.size() == alone_tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) CHECK(torch::equal(tensors[i], alone_tensors[i]));
+    CHECK(log_without_timing(dir + run + "train_log.jsonl") == log_without_timing(alone_dir + run + "train_log.jsonl"));
+  }
+  const auto rows = [](const std::string& file) { return nlohmann::json::parse(util::read_file(file))["rows"]; };
+  CHECK(rows(dir + "none/sweep_default_test.json") == rows(alone_dir + "none/sweep_default_test.json"));
+  CHECK(rows(dir + "none/sensitivity_default_test.json") == rows(alone_dir + "none/sensitivity_default_test.json"));
+  CHECK(table["tables"] == alone_table["tables"]);
+
+  // A twin trained with other numerics (another machine) is not copied; trained in its place,
+  // the run writes the very bytes of the copy.
+  const auto copied = util::read_file(dir + "none/checkpoint.pt");
+  fs::remove_all(dir + "none");
+  auto other = nlohmann::json::parse(util::read_file(from + "none/metrics.json"));
+  other["numerics_fingerprint"] = std::string(40, 'f');
+  util::write_file_atomically(from + "none/metrics.json", other.dump());
+  CHECK_THAT(experiment::describe_plan(shared), Catch::Contains("seed 7 none: train 1 epoch"));
+  experiment::run_experiment(shared, {});
+  CHECK_FALSE(nlohmann::json::parse(util::read_file(dir + "none/metrics.json")).contains("copied_from"));
+  CHECK(util::read_file(dir + "none/checkpoint.pt") == copied);
 }
