@@ -12,6 +12,8 @@
 //   RESULTS/NAME/plot_<quantizer>.{svg,png}, plot_gradient_norms.{svg,png}, gradient_norms.json
 //   RESULTS/NAME/sensitivity.{json,md}  when asked for
 // Re-running skips what is complete and resumes an interrupted training run, seed by seed.
+// A run that another experiment under the same results root has already trained here (the
+// same computation from the same trunk, with this machine's numerics) is copied, not trained.
 //
 // Experiment file:
 //   name: cifar10_resnet20_cpu            # default: the file name

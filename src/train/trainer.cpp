@@ -321,7 +321,7 @@ std::string numerics_fingerprint(const config::ExperimentConfig& config, torch::
   // The logits and gradients of the step, the weights after it, and the evaluation's logits.
   std::vector<torch::Tensor> outputs = {step.logits.detach()};
   for (const auto& parameter : model->parameters()) {
-    outputs.push_back(parameter.grad());
+    if (parameter.grad().defined()) outputs.push_back(parameter.grad());
     outputs.push_back(parameter.detach());
   }
   model->eval();
