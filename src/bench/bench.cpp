@@ -135,24 +135,41 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
     if (device.is_cuda()) torch::cuda::synchronize();
   };
   const auto batch = static_cast<double>(options.batch);
-  // Seconds per training step with the given regularizer, over whole cycles of `every` steps.
-  auto train_seconds = [&](regularize::Regularizer& regularizer, int64_t warmup, int64_t every = 1) {
+  // Seconds per training step with the given regularizer, over whole cycles of `every` steps,
+  // and how many of the timed steps paid a penalty (the work an amortized option skips).
+  struct TimedSteps {
+    double seconds_per_step;
+    int64_t steps;
+    int64_t penalized_steps;
+  };
+  auto time_steps = [&](regularize::Regularizer& regularizer, int64_t warmup, int64_t every = 1) {
     regularizer.begin_epoch();
-    return seconds_per_step(warmup, (options.steps + every - 1) / every * every, [&] {
+    int64_t penalized_steps = 0;
+    auto step = [&] {
       optimizer.zero_grad();
-      regularizer.step(*model, step_images, targets);
+      if (regularizer.step(*model, step_images, targets).penalty != 0) ++penalized_steps;
       optimizer.step();
       sync();
-    });
+    };
+    for (int64_t i = 0; i < warmup; ++i) step();
+    penalized_steps = 0;
+    const int64_t steps = (options.steps + every - 1) / every * every;
+    const double seconds = seconds_per_step(0, steps, step);
+    return TimedSteps{seconds, steps, penalized_steps};
+  };
+  auto train_seconds = [&](regularize::Regularizer& regularizer, int64_t warmup, int64_t every = 1) {
+    return time_steps(regularizer, warmup, every).seconds_per_step;
   };
   // One timed phase of training steps with the given regularizer.
   auto train_phase = [&](regularize::Regularizer& regularizer) {
     model->train();
     MemoryWindow memory;
-    const double seconds = train_seconds(regularizer, options.warmup_steps);
+    const auto timed = time_steps(regularizer, options.warmup_steps);
     auto result = memory.result();
-    result["step_seconds"] = seconds;
-    result["images_per_second"] = batch / seconds;
+    result["step_seconds"] = timed.seconds_per_step;
+    result["images_per_second"] = batch / timed.seconds_per_step;
+    result["timed_steps"] = timed.steps;
+    result["penalized_steps"] = timed.penalized_steps;
     return result;
   };
 
@@ -200,13 +217,16 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
       if (options.compare_channels_last) channels_last([&] { return train_seconds(*penalized, options.warmup_steps); });
       std::vector<double> ratios;
       std::vector<std::vector<double>> cheap_ratios(cheap.size());
+      std::vector<TimedSteps> cheap_round(cheap.size());  // steps are the same in every round
       std::vector<double> plain_speedups, penalized_speedups, channels_last_ratios;
       for (int64_t round = 0; round < options.alternate_rounds; ++round) {
         const double plain_seconds = train_seconds(*plain, 0);
         const double penalized_seconds = train_seconds(*penalized, 0);
         ratios.push_back(penalized_seconds / plain_seconds);
-        for (size_t i = 0; i < cheap.size(); ++i)
-          cheap_ratios[i].push_back(train_seconds(*cheap[i], 0, amortized[i].every()) / plain_seconds);
+        for (size_t i = 0; i < cheap.size(); ++i) {
+          cheap_round[i] = time_steps(*cheap[i], 0, amortized[i].every());
+          cheap_ratios[i].push_back(cheap_round[i].seconds_per_step / plain_seconds);
+        }
         if (options.compare_channels_last) {
           const auto [plain_cl, penalized_cl] = channels_last([&] {
             const double plain_cl_seconds = train_seconds(*plain, 0);
@@ -229,6 +249,8 @@ nlohmann::json run_benchmark(const BenchOptions& options) {
                                                    {"every", amortized[i].every()},
                                                    {"subbatch", amortized[i].subbatch()},
                                                    {"method", util::name_of(amortized[i].method(), regularize::kGradientMethodNames)},
+                                                   {"timed_steps", cheap_round[i].steps},
+                                                   {"penalized_steps", cheap_round[i].penalized_steps},
                                                    {"round_ratios", cheap_ratios[i]},
                                                    {"median_time_ratio", cheap_median}});
       }

@@ -23,13 +23,16 @@ TEST_CASE("the penalty benchmark reports both steps, their ratio and the alterna
   const auto out = bench::run_benchmark(options);
   const double plain = out["plain"]["step_seconds"], penalized = out["penalized"]["step_seconds"];
   CHECK(out["time_ratio"].get<double>() == Approx(penalized / plain));
-  // Double backprop does at least the work of two plain steps.
-  CHECK(out["time_ratio"].get<double>() > 1.5);
+  // Timings are the benchmark's output, not a test's: what is checked is the work timed.
+  CHECK(out["plain"]["timed_steps"] == 1);
+  CHECK(out["plain"]["penalized_steps"] == 0);
+  CHECK(out["penalized"]["timed_steps"] == 1);
+  CHECK(out["penalized"]["penalized_steps"] == 1);
   const auto ratios = out["alternating"]["round_ratios"].get<std::vector<double>>();
   REQUIRE(ratios.size() == 3);
   CHECK(std::is_sorted(ratios.begin(), ratios.end()));
   CHECK(out["alternating"]["median_time_ratio"].get<double>() == ratios[1]);
-  CHECK(ratios.front() > 1.0);
+  CHECK(ratios.front() > 0);
 
   options.alternate_rounds = -1;
   CHECK_THROWS_AS(bench::run_benchmark(options), UsageError);
@@ -49,8 +52,14 @@ TEST_CASE("the amortized penalties are timed in the same alternating rounds, eac
     REQUIRE(ratios.size() == 3);
     CHECK(entry["median_time_ratio"].get<double>() == ratios[1]);
   }
-  // Three of every four steps are plain: cheaper than the exact step in the same rounds.
-  CHECK(amortized[0]["median_time_ratio"].get<double>() < out["alternating"]["median_time_ratio"].get<double>());
+  // every=4 is timed over a whole cycle (2 steps asked, 4 timed), one of them penalized; the
+  // sub-batch and finite-difference steps pay their penalty on every step.
+  CHECK(amortized[0]["timed_steps"] == 4);
+  CHECK(amortized[0]["penalized_steps"] == 1);
+  for (const int i : {1, 2}) {
+    CHECK(amortized[i]["timed_steps"] == 2);
+    CHECK(amortized[i]["penalized_steps"] == 2);
+  }
 }
 
 TEST_CASE("channels-last steps are timed in the same alternating rounds against the default layout") {
@@ -62,7 +71,6 @@ TEST_CASE("channels-last steps are timed in the same alternating rounds against 
     INFO(key);
     CHECK(channels_last[key].get<double>() > 0);
   }
-  CHECK(channels_last["median_time_ratio"].get<double>() > 1.0);  // still a double backprop
   options.alternate_rounds = 0;
   CHECK_THROWS_WITH(bench::run_benchmark(options), Catch::Contains("--compare-channels-last"));
 }
