@@ -54,9 +54,6 @@ config::ExperimentConfig load_run_config(const std::string& file, const std::str
   }
 }
 
-std::string sweep_path(const PlannedRun& run, const Overrides& quantizer, data::Split split) {
-  return run.dir + "/sweep_" + quantizer.name + "_" + data::split_name(split) + ".json";
-}
 
 // An existing sweep file answers the current request: same configurations, split, draws and
 // quantizer settings (every one of them, as configured).
@@ -246,10 +243,6 @@ config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& qu
 
 namespace {
 
-std::string sensitivity_path(const PlannedRun& run, const Overrides& quantizer, data::Split split) {
-  return run.dir + "/sensitivity_" + quantizer.name + "_" + data::split_name(split) + ".json";
-}
-
 // An existing sensitivity file answers the current request: same bits, split and quantizer settings.
 std::optional<nlohmann::json> existing_sensitivity(const std::string& path, const config::ExperimentConfig& config,
                                                    const SensitivityPlan& plan) {
@@ -261,6 +254,55 @@ std::optional<nlohmann::json> existing_sensitivity(const std::string& path, cons
       !header.contains("quant") || header.at("quant") != config.quant.to_json())
     return std::nullopt;
   return doc;
+}
+
+// One result file the experiment asks of a run: the sweep with one quantizer setting on one
+// split, or the sensitivity analysis with one quantizer setting. Whatever counts, finds,
+// copies, removes or runs a run's results walks analyses_of.
+struct Analysis {
+  const Overrides* quantizer;
+  std::optional<data::Split> sweep_split;  // none: the sensitivity analysis
+  config::ExperimentConfig config;         // the run's config with the quantizer's overrides
+  bool is_sweep() const { return sweep_split.has_value(); }
+};
+
+std::vector<Analysis> analyses_of(const Experiment& e, const PlannedRun& run) {
+  std::vector<Analysis> analyses;
+  if (!run.swept) return analyses;
+  for (const auto& quantizer : e.quantizers) {
+    const auto config = sweep_config(run, quantizer);
+    for (const auto split : e.splits) analyses.push_back({&quantizer, split, config});
+    if (e.sensitivity.covers(run, quantizer)) analyses.push_back({&quantizer, std::nullopt, config});
+  }
+  return analyses;
+}
+
+// Where `analysis` of the run in `run_dir` is written.
+std::string result_path(const Experiment& e, const Analysis& analysis, const std::string& run_dir) {
+  const auto split = analysis.sweep_split.value_or(e.sensitivity.split);
+  return run_dir + (analysis.is_sweep() ? "/sweep_" : "/sensitivity_") + analysis.quantizer->name + "_" +
+         data::split_name(split) + ".json";
+}
+
+sweep::SweepOptions sweep_options(const Experiment& e, const Analysis& analysis) {
+  auto options = e.sweep;
+  options.split = *analysis.sweep_split;
+  return options;
+}
+
+// The result of `analysis` in `run_dir`, where it is there and answers the current request.
+std::optional<nlohmann::json> existing_result(const Experiment& e, const Analysis& analysis, const std::string& run_dir) {
+  const auto path = result_path(e, analysis, run_dir);
+  return analysis.is_sweep() ? existing_sweep(path, analysis.config, sweep_options(e, analysis))
+                             : existing_sensitivity(path, analysis.config, e.sensitivity);
+}
+
+void write_result(const Experiment& e, const Analysis& analysis, const nlohmann::json& result, const std::string& run_dir) {
+  const auto path = result_path(e, analysis, run_dir);
+  if (analysis.is_sweep()) return report::write_sweep(result, path);
+  std::string warning;
+  report::write_sensitivity(result, path, warning);
+  if (!warning.empty()) spdlog::warn("{}", warning);
 }
 
 // What one evaluation costs for a model, and how many elements a sensitivity analysis visits.
@@ -292,18 +334,8 @@ namespace {
 
 // Every sweep and sensitivity file the experiment asks of `run` is there and matches.
 bool results_complete(const Experiment& e, const PlannedRun& run) {
-  if (!run.swept) return true;
-  for (const auto& quantizer : e.quantizers) {
-    const auto config = sweep_config(run, quantizer);
-    for (const auto& split : e.splits) {
-      auto options = e.sweep;
-      options.split = split;
-      if (!existing_sweep(sweep_path(run, quantizer, split), config, options)) return false;
-    }
-    if (e.sensitivity.covers(run, quantizer) &&
-        !existing_sensitivity(sensitivity_path(run, quantizer, e.sensitivity.split), config, e.sensitivity))
-      return false;
-  }
+  for (const auto& analysis : analyses_of(e, run))
+    if (!existing_result(e, analysis, run.dir)) return false;
   return true;
 }
 
@@ -353,11 +385,7 @@ bool grew_from_other_trunk(const Experiment& e, const PlannedRun& run) {
 
 // Every sweep and sensitivity file of `run` the experiment asks for, in all its formats.
 void remove_results(const Experiment& e, const PlannedRun& run) {
-  for (const auto& quantizer : e.quantizers) {
-    for (const auto& split : e.splits) report::remove_result_files(sweep_path(run, quantizer, split));
-    if (e.sensitivity.covers(run, quantizer))
-      report::remove_result_files(sensitivity_path(run, quantizer, e.sensitivity.split));
-  }
+  for (const auto& analysis : analyses_of(e, run)) report::remove_result_files(result_path(e, analysis, run.dir));
 }
 
 // Results from before checkpoint_sha1, trunk_sha1 and numerics_fingerprint get them while the
@@ -456,25 +484,10 @@ void adopt_twin(const Experiment& e, const PlannedRun& run, const std::string& t
   metrics["checkpoint"] = train::checkpoint_path(run.dir);
   metrics["checkpoint_sha1"] = util::file_sha1(train::checkpoint_path(run.dir));
   metrics["copied_from"] = twin;
-  auto twin_run = run;
-  twin_run.dir = twin;
-  for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
-    const auto config = sweep_config(run, quantizer);
-    for (const auto& split : e.splits) {
-      auto options = e.sweep;
-      options.split = split;
-      if (auto sweep = existing_sweep(sweep_path(twin_run, quantizer, split), config, options)) {
-        (*sweep)["header"]["checkpoint"] = train::checkpoint_path(run.dir);
-        report::write_sweep(*sweep, sweep_path(run, quantizer, split));
-      }
-    }
-    if (!e.sensitivity.covers(run, quantizer)) continue;
-    if (auto sensitivity =
-            existing_sensitivity(sensitivity_path(twin_run, quantizer, e.sensitivity.split), config, e.sensitivity)) {
-      (*sensitivity)["header"]["checkpoint"] = train::checkpoint_path(run.dir);
-      std::string warning;
-      report::write_sensitivity(*sensitivity, sensitivity_path(run, quantizer, e.sensitivity.split), warning);
-      if (!warning.empty()) spdlog::warn("{}", warning);
+  for (const auto& analysis : analyses_of(e, run)) {
+    if (auto result = existing_result(e, analysis, twin)) {
+      (*result)["header"]["checkpoint"] = train::checkpoint_path(run.dir);
+      write_result(e, analysis, *result, run.dir);
     }
   }
   util::write_file_atomically(train::metrics_path(run.dir), metrics.dump(2) + "\n");  // last: the run is complete
@@ -620,25 +633,20 @@ std::string describe_plan(const Experiment& e) {
       double seconds = 0;
     };
     // `done`: the run directory whose files answer the request already (null: none does).
-    auto analyses = [&](const PlannedRun* done) {
+    auto analyses = [&](const std::string* done) {
       Analyses pending;
-      for (const auto& quantizer : run.swept ? e.quantizers : std::vector<Overrides>{}) {
-        for (const auto& split : e.splits) {
-          auto options = e.sweep;
-          options.split = split;
-          if (done && existing_sweep(sweep_path(*done, quantizer, split), sweep_config(run, quantizer), options)) continue;
+      for (const auto& analysis : analyses_of(e, run)) {
+        if (done && existing_result(e, analysis, *done)) continue;
+        if (analysis.is_sweep()) {
           ++pending.sweeps;
           // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
           const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
-          pending.seconds += evaluations * images_of(split) * cost.seconds_per_image;
+          pending.seconds += evaluations * images_of(*analysis.sweep_split) * cost.seconds_per_image;
+        } else {
+          ++pending.sensitivities;
+          pending.seconds +=
+              static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
         }
-        if (!e.sensitivity.covers(run, quantizer)) continue;
-        if (done && existing_sensitivity(sensitivity_path(*done, quantizer, e.sensitivity.split), sweep_config(run, quantizer),
-                                         e.sensitivity))
-          continue;
-        ++pending.sensitivities;
-        pending.seconds +=
-            static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
       }
       return pending;
     };
@@ -652,8 +660,6 @@ std::string describe_plan(const Experiment& e) {
       twin = find_twin(e, run, trunk_sha1);
       if (twin && run.name == "baseline") copied_trunk_sha1[run.seed] = util::file_sha1(train::checkpoint_path(*twin));
     }
-    PlannedRun twin_run = run;
-    if (twin) twin_run.dir = *twin;
     double seconds = 0, worst_extra = 0;
     out << "  seed " << run.seed << " " << run.name << ": ";
     if (!to_train[r]) {
@@ -685,7 +691,7 @@ std::string describe_plan(const Experiment& e) {
         out << " (" << run.first_epoch + 1 << ".." << c.train.last_epoch() << ") continuing " << c.train.branch_from;
       if (!c.train.init_from.empty()) out << " from " << c.train.init_from;
     }
-    const auto pending = analyses(twin ? &twin_run : to_train[r] ? nullptr : &run);
+    const auto pending = analyses(twin ? &*twin : to_train[r] ? nullptr : &run.dir);
     seconds += pending.seconds;
     out << "; " << pending.sweeps << " sweeps";
     if (e.sensitivity.enabled) out << " and " << pending.sensitivities << " sensitivity analyses";
@@ -749,44 +755,36 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
     if (!run.swept) continue;
     const util::DirectoryLock run_lock(run.dir, "qrobust run");  // its sweeps and sensitivity analyses go here
     gradient_norms.push_back({run.name, run.seed, report::last_gradient_norms(train::log_path(run.dir))});
-    for (const auto& quantizer : e.quantizers) {
-      const auto config = sweep_config(run, quantizer);
-      for (const auto& split : e.splits) {
-        check_stop("sweeping " + label);
-        auto sweep_options = e.sweep;
-        sweep_options.split = split;
-        sweep_options.stop = options.stop;
-        const auto path = sweep_path(run, quantizer, split);
-        auto sweep = trained_now ? std::nullopt : existing_sweep(path, config, sweep_options);
-        if (!sweep) {
-          spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer.name, data::split_name(split));
-          try {
-            sweep = sweep::run_sweep(config, train::checkpoint_path(run.dir), sweep_options);
-          } catch (const sweep::SweepInterrupted&) {
-            throw train::TrainingInterrupted("interrupted while sweeping " + label + resume_hint(e));
-          }
-          report::write_sweep(*sweep, path);
-        }
-        entries.push_back({run.name, run.seed, quantizer.name, data::split_name(split), *sweep});
-      }
-      if (!e.sensitivity.covers(run, quantizer)) continue;
-      check_stop("the sensitivity analysis of " + label);
-      const auto path = sensitivity_path(run, quantizer, e.sensitivity.split);
-      auto sensitivity = trained_now ? std::nullopt : existing_sensitivity(path, config, e.sensitivity);
-      if (!sensitivity) {
-        spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
-                     quantizer.name, data::split_name(e.sensitivity.split));
+    for (const auto& analysis : analyses_of(e, run)) {
+      const std::string& quantizer = analysis.quantizer->name;
+      check_stop((analysis.is_sweep() ? "sweeping " : "the sensitivity analysis of ") + label);
+      auto result = trained_now ? std::nullopt : existing_result(e, analysis, run.dir);
+      if (!result) {
+        const auto checkpoint = train::checkpoint_path(run.dir);
         try {
-          sensitivity = sweep::run_sensitivity(config, train::checkpoint_path(run.dir),
-                                               {e.sensitivity.bits, e.sensitivity.split, true, options.stop});
+          if (analysis.is_sweep()) {
+            spdlog::info("{}: sweeping with quantizer {} on the {} split", label, quantizer,
+                         data::split_name(*analysis.sweep_split));
+            auto request = sweep_options(e, analysis);
+            request.stop = options.stop;
+            result = sweep::run_sweep(analysis.config, checkpoint, request);
+          } else {
+            spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
+                         quantizer, data::split_name(e.sensitivity.split));
+            result = sweep::run_sensitivity(analysis.config, checkpoint,
+                                            {e.sensitivity.bits, e.sensitivity.split, true, options.stop});
+          }
         } catch (const sweep::SweepInterrupted&) {
-          throw train::TrainingInterrupted("interrupted in the sensitivity analysis of " + label + resume_hint(e));
+          throw train::TrainingInterrupted((analysis.is_sweep() ? "interrupted while sweeping "
+                                                                : "interrupted in the sensitivity analysis of ") +
+                                           label + resume_hint(e));
         }
-        std::string warning;
-        report::write_sensitivity(*sensitivity, path, warning);
-        if (!warning.empty()) spdlog::warn("{}", warning);
+        write_result(e, analysis, *result, run.dir);
       }
-      sensitivities.push_back({run.name, run.seed, quantizer.name, *sensitivity});
+      if (analysis.is_sweep())
+        entries.push_back({run.name, run.seed, quantizer, data::split_name(*analysis.sweep_split), *result});
+      else
+        sensitivities.push_back({run.name, run.seed, quantizer, *result});
     }
   }
   auto table = report::make_table(e.name, entries, e.reference);

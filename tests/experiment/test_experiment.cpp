@@ -9,6 +9,7 @@
 #include "experiment/experiment.h"
 #include "io/checkpoint.h"
 #include "models/registry.h"
+#include "report/sweep_files.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
 #include "util/provenance.h"
@@ -153,6 +154,18 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   CHECK(fs::last_write_time(dir + "/seed_1/none/sweep_per_tensor_test.json") == sweep_time);
   CHECK(fs::last_write_time(dir + "/seed_1/none/sensitivity_per_tensor_test.json") == sensitivity_time);
   CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("seed 1 none: trained; 0 sweeps and 0 sensitivity"));
+  CHECK_THROWS_WITH(experiment::run_experiment(experiment, stopped),
+                    Catch::StartsWith("interrupted before sweeping seed 1 baseline; run `qrobust run --config"));
+  // A lost analysis is the only one planned and redone, with the same result.
+  const auto sensitivity_text = util::read_file(dir + "/seed_1/none/sensitivity_per_tensor_test.json");
+  report::remove_result_files(dir + "/seed_1/none/sensitivity_per_tensor_test.json");
+  CHECK_FALSE(fs::exists(dir + "/seed_1/none/sensitivity_per_tensor_test.md"));
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("seed 1 none: trained; 0 sweeps and 1 sensitivity"));
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("seed 2 none: trained; 0 sweeps and 0 sensitivity"));
+  CHECK(experiment::run_experiment(experiment, {}) == table);
+  CHECK(nlohmann::json::parse(util::read_file(dir + "/seed_1/none/sensitivity_per_tensor_test.json"))["rows"] ==
+        nlohmann::json::parse(sensitivity_text)["rows"]);
+  CHECK(fs::last_write_time(dir + "/seed_1/none/sweep_per_tensor_test.json") == sweep_time);
 
   // A changed calibration sample size is a different request: those sweeps run again.
   util::write_file_atomically(work.file("exp.yaml"), experiment_text(base, "[1, 2]", "16"));
