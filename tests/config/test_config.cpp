@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "config/config.h"
 #include "test_support.h"
+#include "util/atomic_file.h"
 
 using namespace qrobust;
 using Catch::Matchers::Equals;
@@ -263,4 +266,23 @@ TEST_CASE("regularizer settings compare by the keys their penalty reads and desc
   auto none_with_lambda = none;
   none_with_lambda.lambda_w(1.0);
   CHECK(none == none_with_lambda);
+}
+
+TEST_CASE("every config shipped in configs/ parses and validates, and the fast grad_l1 preset it documents does too") {
+  namespace fs = std::filesystem;
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(QROBUST_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    INFO(entry.path().string());
+    CHECK_NOTHROW(config::load_config(entry.path().string()));
+    ++files;
+  }
+  CHECK(files >= 14);
+  // The preset line commented in the fine-tuning config, switched on.
+  const auto finetune = std::string(QROBUST_SOURCE_DIR) + "/configs/cifar10_resnet20_gradl1_finetune.yaml";
+  const auto text = util::read_file(finetune);
+  REQUIRE(text.find("  # subbatch: 16\n") != std::string::npos);
+  const auto fast = config::load_config(finetune, {"regularizer.subbatch=16"});
+  CHECK(fast.regularizer.subbatch() == 16);
+  CHECK(fast.regularizer.method() == regularize::GradientMethod::kDoubleBackprop);
 }
