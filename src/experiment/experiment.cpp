@@ -54,7 +54,6 @@ config::ExperimentConfig load_run_config(const std::string& file, const std::str
   }
 }
 
-
 // An existing sweep file answers the current request: same configurations, split, draws and
 // quantizer settings (every one of them, as configured).
 bool sweep_matches(const nlohmann::json& sweep, const config::ExperimentConfig& config, const sweep::SweepOptions& options) {
