@@ -387,10 +387,37 @@ void remove_results(const Experiment& e, const PlannedRun& run) {
   for (const auto& analysis : analyses_of(e, run)) report::remove_result_files(result_path(e, analysis, run.dir));
 }
 
+// This machine's numerics fingerprints (train/trainer.h), each computed once per plan or run: one
+// costs a training step, and the runs of an experiment share a few.
+class NumericsFingerprints {
+ public:
+  const std::string& of(const config::ExperimentConfig& config) {
+    auto& fingerprint = known_[key_of(config)];
+    if (fingerprint.empty()) fingerprint = train::numerics_fingerprint(config, util::resolve_device(config.device));
+    return fingerprint;
+  }
+
+ private:
+  // The config without what the fingerprint's plain step at seed 0 does not read.
+  static std::string key_of(config::ExperimentConfig config) {
+    config.name.clear();
+    config.seed = 0;
+    config.train.branch_from.clear();
+    config.train.init_from.clear();
+    config.train.stop_after = 0;
+    config.regularizer = {};
+    config.quant = {};
+    config.quant_aware = {};
+    return config::to_yaml(config);
+  }
+
+  std::map<std::string, std::string> known_;
+};
+
 // Results from before checkpoint_sha1, trunk_sha1 and numerics_fingerprint get them while the
 // checkpoints they name are here, so that a trunk trained again bit for bit keeps what grew from
 // it. Checkpoints are not committed, so one that is here was trained on this machine.
-void record_checkpoint_identity(const Experiment& e, const PlannedRun& run) {
+void record_checkpoint_identity(const Experiment& e, const PlannedRun& run, NumericsFingerprints& fingerprints) {
   auto metrics = read_metrics(run.dir);
   if (metrics.empty() || !train::inspect_run(run.dir, run.config).complete || grew_from_other_trunk(e, run)) return;
   bool changed = false;
@@ -400,7 +427,7 @@ void record_checkpoint_identity(const Experiment& e, const PlannedRun& run) {
     changed = true;
   }
   if (!metrics.contains("numerics_fingerprint") && text_field(metrics, "checkpoint_sha1") == checkpoint_sha1) {
-    metrics["numerics_fingerprint"] = train::numerics_fingerprint(run.config, util::resolve_device(run.config.device));
+    metrics["numerics_fingerprint"] = fingerprints.of(run.config);
     changed = true;
   }
   const PlannedRun* baseline = baseline_of(e, run);
@@ -428,9 +455,9 @@ std::string computation_of(config::ExperimentConfig config) {
 // none), trained with this machine's numerics, and its checkpoint here (checkpoints are not
 // committed: it was trained on this machine). Experiments on one base config share their seeds'
 // trunks and, e.g., `none`, so a sitting that runs two of them for one seed trains those once.
-std::optional<std::string> find_twin(const Experiment& e, const PlannedRun& run, const std::string& trunk_sha1) {
+std::optional<std::string> find_twin(const Experiment& e, const PlannedRun& run, const std::string& trunk_sha1,
+                                     NumericsFingerprints& fingerprints) {
   const std::string computation = computation_of(run.config);
-  std::optional<std::string> fingerprint;  // this machine's, computed for the first candidate that gets that far
   std::error_code ec;
   for (const auto& other : fs::directory_iterator(fs::path(e.dir).parent_path(), ec)) {
     const auto seed_dir = other.path() / ("seed_" + std::to_string(run.seed));
@@ -449,8 +476,7 @@ std::optional<std::string> find_twin(const Experiment& e, const PlannedRun& run,
         continue;  // not a run of this version's configs
       }
       if (text_field(metrics, "checkpoint_sha1") != util::file_sha1(train::checkpoint_path(dir))) continue;
-      if (!fingerprint) fingerprint = train::numerics_fingerprint(run.config, util::resolve_device(run.config.device));
-      if (text_field(metrics, "numerics_fingerprint") == *fingerprint) return dir;
+      if (text_field(metrics, "numerics_fingerprint") == fingerprints.of(run.config)) return dir;
     }
   }
   return std::nullopt;
@@ -531,11 +557,10 @@ namespace {
 // SHA-1 check after training (grew_from_other_trunk) decides; this only informs the plan.
 enum class TrunkRebuild { kUnknown, kSameBits, kOtherBits };
 
-TrunkRebuild predict_rebuild(const PlannedRun& baseline) {
+TrunkRebuild predict_rebuild(const PlannedRun& baseline, NumericsFingerprints& fingerprints) {
   const std::string recorded = text_field(read_metrics(baseline.dir), "numerics_fingerprint");
   if (recorded.empty()) return TrunkRebuild::kUnknown;
-  const auto here = train::numerics_fingerprint(baseline.config, util::resolve_device(baseline.config.device));
-  return here == recorded ? TrunkRebuild::kSameBits : TrunkRebuild::kOtherBits;
+  return fingerprints.of(baseline.config) == recorded ? TrunkRebuild::kSameBits : TrunkRebuild::kOtherBits;
 }
 
 std::string rebuild_note(TrunkRebuild rebuild) {
@@ -587,9 +612,10 @@ std::string describe_plan(const Experiment& e) {
   // A baseline trained again comes out with the old trunk's bits only where the arithmetic is the
   // same; else the variants kept from the old trunk train again too (grew_from_other_trunk).
   std::map<int64_t, TrunkRebuild> trunk_trains_again;
+  NumericsFingerprints fingerprints;
   for (size_t r = 0; r < e.runs.size(); ++r)
     if (to_train[r] && e.runs[r].name == "baseline" && fs::exists(train::metrics_path(e.runs[r].dir)))
-      trunk_trains_again[e.runs[r].seed] = predict_rebuild(e.runs[r]);
+      trunk_trains_again[e.runs[r].seed] = predict_rebuild(e.runs[r], fingerprints);
   std::map<int64_t, std::string> copied_trunk_sha1;  // per seed, where its baseline is copied
   double total = 0, worst_total = 0;
   for (size_t r = 0; r < e.runs.size(); ++r) {
@@ -656,7 +682,7 @@ std::string describe_plan(const Experiment& e) {
     if (to_train[r] && (other_trunk || !fs::exists(train::checkpoint_path(run.dir)))) {
       std::string trunk_sha1 = current_trunk_sha1(run);
       if (trunk_sha1 == "?" && copied_trunk_sha1.count(run.seed)) trunk_sha1 = copied_trunk_sha1[run.seed];
-      twin = find_twin(e, run, trunk_sha1);
+      twin = find_twin(e, run, trunk_sha1, fingerprints);
       if (twin && run.name == "baseline") copied_trunk_sha1[run.seed] = util::file_sha1(train::checkpoint_path(*twin));
     }
     double seconds = 0, worst_extra = 0;
@@ -713,7 +739,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
     if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
   };
   const util::DirectoryLock experiment_lock(e.dir, "qrobust run");
-  for (const auto& run : e.runs) record_checkpoint_identity(e, run);
+  NumericsFingerprints fingerprints;
+  for (const auto& run : e.runs) record_checkpoint_identity(e, run, fingerprints);
   auto to_train = runs_to_train(e);
   const auto left_out = left_out_seeds(e, to_train);
   for (const auto seed : left_out)
@@ -734,7 +761,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       }
       remove_results(e, run);  // they describe other weights; a stop before they are redone must not keep them
       const auto twin = fs::exists(train::checkpoint_path(run.dir)) ? std::nullopt
-                                                                     : find_twin(e, run, current_trunk_sha1(run));
+                                                                     : find_twin(e, run, current_trunk_sha1(run), fingerprints);
       if (twin) {
         spdlog::info("{}: the same run, trained on this machine, is complete in {}; copying it", label, *twin);
         adopt_twin(e, run, *twin);
