@@ -172,6 +172,15 @@ std::unique_ptr<util::DirectoryLock> lock_output_folder(const std::string& out, 
   return std::make_unique<util::DirectoryLock>(out_dir.empty() ? std::string(".") : out_dir.string(), command);
 }
 
+// --out, or where an analysis writes without it: `in_run_dir` inside --run-dir, else
+// <checkpoint without extension>_<suffix>.json next to --checkpoint.
+std::string output_path(const std::string& out, const std::string& run_dir, const std::string& checkpoint,
+                        const std::string& in_run_dir, const std::string& suffix) {
+  if (!out.empty()) return out;
+  if (!run_dir.empty()) return run_dir + "/" + in_run_dir;
+  return std::filesystem::path(checkpoint).replace_extension("").string() + "_" + suffix + ".json";
+}
+
 struct SweepCommand {
   ConfigFlags config;
   std::string run_dir;
@@ -184,10 +193,7 @@ int run_sweep(const SweepCommand& command) {
   const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "sweep-bits");
   sweep::grid(command.options);  // bad bit lists fail before any work
   const auto config = config_for_checkpoint(checkpoint, command.config);
-  std::string out = command.out;
-  if (out.empty())
-    out = command.run_dir.empty() ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sweep.json"
-                                  : command.run_dir + "/sweep.json";
+  const auto out = output_path(command.out, command.run_dir, checkpoint, "sweep.json", "sweep");
   const bool writes = command.options.parallel == nullptr || command.options.parallel->is_main();
   const auto lock = writes ? lock_output_folder(out, "qrobust sweep-bits") : nullptr;
   const auto result = sweep::run_sweep(config, checkpoint, command.options);
@@ -210,12 +216,10 @@ int run_sensitivity(const SensitivityCommand& command) {
   quant::check_bits(command.options.bits, "--bits");
   if (command.options.bits == quant::kFloatBits) throw UsageError("--bits: 32 is float; choose 2..16");
   const auto config = config_for_checkpoint(checkpoint, command.config);
-  std::string out = command.out;
-  if (out.empty())
-    out = command.run_dir.empty()
-              ? std::filesystem::path(checkpoint).replace_extension("").string() + "_sensitivity.json"
-              : command.run_dir + "/sensitivity_w" + std::to_string(command.options.bits) + "_" +
-                    data::split_name(command.options.split) + ".json";
+  const auto out = output_path(command.out, command.run_dir, checkpoint,
+                               "sensitivity_w" + std::to_string(command.options.bits) + "_" +
+                                   data::split_name(command.options.split) + ".json",
+                               "sensitivity");
   const auto lock = lock_output_folder(out, "qrobust sensitivity");
   const auto result = sweep::run_sensitivity(config, checkpoint, command.options);
   std::string warning;

@@ -104,6 +104,12 @@ TEST_CASE("train then eval on a small data set, a missing data file is a runtime
     CHECK(resumed.exit_code == 1);
     CHECK_THAT(resumed.output, Catch::Contains("qrobust train refuses to share a directory"));
   }
+  // Without --out a sweep goes into the run directory, or next to the checkpoint it was given.
+  const std::string small = " --weight-bits 8 --act-bits 8 --set quant.calibration_samples=16";
+  REQUIRE(run("sweep-bits --run " + dir.file("run") + small).exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("run/sweep.json")));
+  REQUIRE(run("sweep-bits --checkpoint " + train::checkpoint_path(dir.file("run")) + small).exit_code == 0);
+  CHECK(std::filesystem::exists(dir.file("run/checkpoint_sweep.json")));
 
   // sensitivity: a bad bit-width exits 2; a good run writes JSON, Markdown and CSV into the run.
   for (const auto& bad : {std::string(" --bits 1"), std::string(" --bits 32"), std::string(" --split train")}) {
