@@ -246,8 +246,9 @@ TEST_CASE("qrobust train runs under torchrun, with the agent's store", "[torchru
   testing::TempDir data, dir;
   testing::write_cifar10(data.path(), 64);
   testing::write_bytes(dir.file("tiny.yaml"), config::to_yaml(testing::tiny_config(data.path(), 1)));
-  // --redirects/--tee 1: Debian's torchrun 1.13 on Python 3.11 fails with its default of 0.
-  const std::string command = "timeout 120 torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
+  // --redirects/--tee 1: Debian's torchrun 1.13 on Python 3.11 fails with its default of 0. The
+  // timeout only bounds a hang: on a loaded machine torchrun's own start takes minutes.
+  const std::string command = "timeout 300 torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
                               " --redirects 1 --tee 1 --no_python " + QROBUST_BINARY + " train --config " +
                               dir.file("tiny.yaml") + " --out " + dir.file("run") + " > " + dir.file("log") + " 2>&1";
   const int status = std::system(command.c_str());
