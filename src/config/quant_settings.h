@@ -23,8 +23,10 @@ struct QuantSettings : quant::QuantOptions {
   void write(YAML::Emitter& out) const;  // a map of every key
   nlohmann::json to_json() const;
   // "weights per_tensor symmetric minmax, activations asymmetric minmax, first/last layer
-  // quantize, BN folded yes"
+  // quantize, BN folded yes, recipe round-to-nearest"
   std::string describe() const;
+  // The PTQ steps after range setting: "round-to-nearest", "CLE + BC empirical + AdaRound 1000 it, ..."
+  std::string recipe() const;
 
   bool operator==(const QuantSettings& other) const { return to_json() == other.to_json(); }
   bool operator!=(const QuantSettings& other) const { return !(*this == other); }

@@ -16,6 +16,18 @@ torch::Tensor& QuantLayer::forward_bias() const {
   TORCH_CHECK(false, "quant layer ", name, " is neither Conv2d nor Linear");
 }
 
+torch::Tensor QuantLayer::apply(const torch::Tensor& input, const torch::Tensor& weight) const {
+  namespace F = torch::nn::functional;
+  if (auto* conv = layer->as<torch::nn::Conv2d>()) {
+    const auto& o = conv->options;
+    const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
+    TORCH_CHECK(padding != nullptr, "quant layer ", name, ": padding modes are not supported");
+    return at::convolution(input, weight, {}, *o.stride(), **padding, *o.dilation(), false, {0, 0}, o.groups());
+  }
+  if (layer->as<torch::nn::Linear>()) return at::linear(input, weight);
+  TORCH_CHECK(false, "quant layer ", name, " is neither Conv2d nor Linear");
+}
+
 ClassifierImpl::ClassifierImpl(std::string architecture, InputSpec input)
     : architecture_(std::move(architecture)), input_(input) {}
 
@@ -45,6 +57,12 @@ void ClassifierImpl::declare_layer(const std::string& name, std::shared_ptr<torc
 void ClassifierImpl::declare_point(const std::string& name, QuantPoint point) {
   point->set_name(name);
   points_.push_back(std::move(point));
+}
+
+void ClassifierImpl::declare_relu_link(ReluLink link) {
+  TORCH_CHECK(link.first < layers_.size() && link.second < layers_.size() && link.first < link.second && link.group >= 1,
+              "declare_relu_link: bad link ", link.first, " -> ", link.second);
+  links_.push_back(link);
 }
 
 void ClassifierImpl::declare_block(const std::string& prefix, torch::nn::Module& block) {

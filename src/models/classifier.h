@@ -25,6 +25,19 @@ struct QuantLayer {
   // unless BN folding (bias) or quantization-aware training (weight) points them elsewhere.
   torch::Tensor& forward_weight() const;
   torch::Tensor& forward_bias() const;
+  // The layer's output for `input` with `weight` in place of its own, without bias.
+  torch::Tensor apply(const torch::Tensor& input, const torch::Tensor& weight) const;
+};
+
+// Two weight layers joined only by a ReLU (and max pooling, which commutes with positive
+// per-channel scales): output channel c of `first` feeds only input features
+// c·group .. (c+1)·group − 1 of `second` (group > 1 where a flatten lies between). Cross-layer
+// equalization and analytical bias correction walk these; residual additions break a link.
+struct ReluLink {
+  size_t first = 0;
+  size_t second = 0;
+  int64_t group = 1;
+  bool through_max_pool = false;
 };
 
 // What a model is built for: input images C x H x W and the number of classes.
@@ -45,6 +58,7 @@ class ClassifierImpl : public torch::nn::Module {
   const InputSpec& input_spec() const { return input_; }
   const std::vector<QuantLayer>& quant_layers() const { return layers_; }
   const std::vector<QuantPoint>& quant_points() const { return points_; }
+  const std::vector<ReluLink>& relu_links() const { return links_; }
 
   int64_t parameter_count() const;
   // Parameters, then buffers, by name: what a state dict holds.
@@ -58,6 +72,8 @@ class ClassifierImpl : public torch::nn::Module {
   void declare_layer(const std::string& name, std::shared_ptr<torch::nn::Module> layer,
                      std::shared_ptr<torch::nn::Module> norm);
   void declare_point(const std::string& name, QuantPoint point);
+  // Layers `first` and `second` (indices into quant_layers()) are joined only by a ReLU.
+  void declare_relu_link(ReluLink link);
   // Declares a block's convolutions (each with the batch norm registered right after it) and
   // its quantization points, in registration order, with `prefix` (e.g. "layer1.0.").
   void declare_block(const std::string& prefix, torch::nn::Module& block);
@@ -71,6 +87,7 @@ class ClassifierImpl : public torch::nn::Module {
   InputSpec input_;
   std::vector<QuantLayer> layers_;
   std::vector<QuantPoint> points_;
+  std::vector<ReluLink> links_;
 };
 
 using Classifier = std::shared_ptr<ClassifierImpl>;

@@ -248,6 +248,12 @@ class ReluFunction : public torch::autograd::Function<ReluFunction> {
 };
 
 thread_local bool t_custom_layer_ops = true;
+thread_local std::vector<std::pair<const torch::nn::Module*, std::function<void(const Tensor&)>>> t_input_observers;
+
+void observe_input(const torch::nn::Module& layer, const Tensor& input) {
+  for (const auto& [observed, observer] : t_input_observers)
+    if (observed == &layer) observer(input);
+}
 
 template <typename Norm>
 torch::Tensor apply_batch_norm(const torch::Tensor& input, Norm& norm) {
@@ -279,7 +285,20 @@ torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl&
   return apply_batch_norm(input, norm);
 }
 
+LayerInputScope::LayerInputScope(const torch::nn::Module& layer, std::function<void(const torch::Tensor&)> observer)
+    : depth_(t_input_observers.size()) {
+  t_input_observers.emplace_back(&layer, std::move(observer));
+}
+
+LayerInputScope::~LayerInputScope() { t_input_observers.resize(depth_); }
+
+torch::Tensor linear(const torch::Tensor& input, torch::nn::LinearImpl& linear) {
+  if (!t_input_observers.empty()) observe_input(linear, input);
+  return linear.forward(input);
+}
+
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
+  if (!t_input_observers.empty()) observe_input(conv, input);
   if (!t_custom_layer_ops) return conv.forward(input);
   auto out = ConvFunction::apply(input, conv.weight, geometry_of(conv));
   if (conv.bias.defined()) out = out + conv.bias.view({1, -1, 1, 1});

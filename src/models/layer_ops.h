@@ -11,9 +11,15 @@
 // unchanged.
 #include <torch/torch.h>
 
+#include <functional>
+#include <utility>
+#include <vector>
+
 namespace qrobust::models {
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv);
+// linear.forward(input); here so that LayerInputScope sees the input of linear layers too.
+torch::Tensor linear(const torch::Tensor& input, torch::nn::LinearImpl& linear);
 
 // The module's forward, with its running statistics updated the same way. Only training mode
 // differs from norm.forward(input), and only in how it is differentiated.
@@ -22,6 +28,20 @@ torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl&
 
 // relu(x); its double backward skips LibTorch's explicit zero gradient for x.
 torch::Tensor relu(const torch::Tensor& input);
+
+// While alive, shows the input of every call of conv2d() or linear() on `layer`, on this thread,
+// to `observer` (post-training recipes learn a layer from the inputs the network gives it).
+// Scopes nest; closing one restores what was there.
+class LayerInputScope {
+ public:
+  LayerInputScope(const torch::nn::Module& layer, std::function<void(const torch::Tensor&)> observer);
+  ~LayerInputScope();
+  LayerInputScope(const LayerInputScope&) = delete;
+  LayerInputScope& operator=(const LayerInputScope&) = delete;
+
+ private:
+  size_t depth_;
+};
 
 // While alive, models on this thread use LibTorch's own convolution, batch norm and ReLU
 // instead, so that `qrobust bench --compare-layer-ops` can time both in one run. Like

@@ -103,7 +103,12 @@ ResNetImpl::ResNetImpl(std::string architecture, const ResNetOptions& options)
         in = channels[stage];
       }
       stage_list->push_back(block.ptr());
+      const size_t first_layer = quant_layers().size();
       declare_block(stage_name + "." + std::to_string(i) + ".", *block.ptr());
+      // conv1 -> conv2 (-> conv3): each through its batch norm and a ReLU; the block's last
+      // convolution ends in the residual addition.
+      const size_t chained = options.bottleneck() ? 3 : 2;
+      for (size_t k = 0; k + 1 < chained; ++k) declare_relu_link({first_layer + k, first_layer + k + 1});
       blocks_.push_back(std::move(block));
     }
   }
@@ -119,7 +124,7 @@ torch::Tensor ResNetImpl::forward(torch::Tensor images) {
   if (stem_ == Stem::kImageNet) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
   for (auto& block : blocks_) x = block.forward(x);
   x = pooled_point_(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1));
-  return fc_(x);
+  return linear(x, *fc_);
 }
 
 }  // namespace qrobust::models

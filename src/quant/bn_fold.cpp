@@ -36,6 +36,18 @@ torch::Tensor fold_gain(const models::QuantLayer& layer) {
   return gain.view(shape);
 }
 
+std::vector<OutputStatistics> output_statistics(const models::ClassifierImpl& model) {
+  torch::NoGradGuard no_grad;
+  std::vector<OutputStatistics> out;
+  for (const auto& layer : model.quant_layers()) {
+    OutputStatistics stats;
+    if (auto* norm = batch_norm<torch::nn::BatchNorm2dImpl>(layer)) stats = {norm->bias.clone(), norm->weight.abs()};
+    else if (auto* norm1d = batch_norm<torch::nn::BatchNorm1dImpl>(layer)) stats = {norm1d->bias.clone(), norm1d->weight.abs()};
+    out.push_back(stats);
+  }
+  return out;
+}
+
 int fold_batch_norms(models::ClassifierImpl& model) {
   torch::NoGradGuard no_grad;
   int folded = 0;

@@ -8,6 +8,15 @@
 
 namespace qrobust::quant {
 
+// What a layer's batch norm makes of its output, per channel, if the normalized values are
+// standard normal: mean β and standard deviation |γ|. Undefined for a layer without one.
+// Analytical bias correction reads these; read them before folding.
+struct OutputStatistics {
+  torch::Tensor mean;
+  torch::Tensor std;
+};
+std::vector<OutputStatistics> output_statistics(const models::ClassifierImpl& model);
+
 // Folds in place (use a copy of the model). Returns the number of batch norms folded.
 int fold_batch_norms(models::ClassifierImpl& model);
 

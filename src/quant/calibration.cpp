@@ -1,8 +1,13 @@
 #include "quant/calibration.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "data/batches.h"
+#include "models/layer_ops.h"
+#include "quant/adaround.h"
+#include "quant/bias_correction.h"
+#include "util/progress.h"
 
 namespace qrobust::quant {
 
@@ -39,9 +44,17 @@ int policy_bits(FirstLast first_last, size_t index, size_t count, int bits) {
   return first_last == FirstLast::kInt8 ? 8 : kFloatBits;
 }
 
-PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options)
-    : model_(model), options_(options) {
-  for (const auto& layer : model.quant_layers()) float_weights_.push_back(layer.weight().detach().clone());
+PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options,
+                                             RecipeInputs recipe)
+    : model_(model), options_(options), recipe_(std::move(recipe)) {
+  torch::NoGradGuard no_grad;
+  for (const auto& layer : model.quant_layers()) {
+    float_weights_.push_back(layer.weight().detach().clone());
+    const auto& bias = layer.forward_bias();
+    float_biases_.push_back(bias.defined() ? bias.detach().clone() : torch::Tensor());
+  }
+  if (options_.bias_correction() == BiasCorrection::kAnalytical)
+    expected_inputs_ = expected_inputs(model, recipe_.statistics);
 }
 
 size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batches) {
@@ -58,6 +71,7 @@ size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batche
     for (const auto& images : batches) model_.forward(images);
   }
   observers_.push_back(std::move(observers));
+  if (options_.weights_use_calibration()) calibration_images_.push_back(batches);
   return draw;
 }
 
@@ -113,6 +127,96 @@ torch::Tensor PostTrainingQuantizer::quantized_weight(size_t layer, int bits) {
   return fake_quantize(float_weights_[layer], weight_params(layer, bits));
 }
 
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+torch::Tensor PostTrainingQuantizer::layer_inputs(size_t layer, const std::vector<LayerWeights>& earlier, size_t draw) {
+  const auto start = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  const auto& layers = model_.quant_layers();
+  const LayerWeightsScope weights(layers, earlier);
+  const models::QuantizeScope float_activations(model_.quant_points(),
+                                                std::vector<models::QuantPointImpl::Quantizer>(model_.quant_points().size()));
+  std::vector<torch::Tensor> inputs;
+  const models::LayerInputScope capture(*layers[layer].layer, [&inputs](const torch::Tensor& x) { inputs.push_back(x.clone()); });
+  model_.eval();
+  for (const auto& images : calibration_images_.at(draw)) model_.forward(images);
+  cost_.capture_seconds += seconds_since(start);
+  return torch::cat(inputs);
+}
+
+LayerWeights PostTrainingQuantizer::recipe_layer(size_t layer, const std::vector<int>& layer_bits,
+                                                 const std::vector<LayerWeights>& earlier, size_t draw) {
+  const int bits = layer_bits[layer];
+  const auto& float_weight = float_weights_[layer];
+  const auto& float_bias = float_biases_[layer];
+  if (bits == kFloatBits) return {float_weight, float_bias};
+  const auto& params = weight_params(layer, bits);
+  LayerWeights out{fake_quantize(float_weight, params), float_bias};
+  if (!options_.has_weight_recipe()) return out;
+  ++cost_.layers;
+  const auto& quant_layer = model_.quant_layers()[layer];
+  torch::Tensor quantized_inputs, targets;
+  if (options_.weights_use_calibration()) {
+    torch::NoGradGuard no_grad;
+    quantized_inputs = layer_inputs(layer, earlier, draw);
+    targets = quant_layer.apply(layer_inputs(layer, {}, draw), float_weight);
+  }
+  if (options_.rounding() == Rounding::kAdaRound) {
+    const auto start = std::chrono::steady_clock::now();
+    const AdaRoundProblem problem{float_weight, params,
+                                  [&quant_layer](const torch::Tensor& x, const torch::Tensor& w) { return quant_layer.apply(x, w); },
+                                  quantized_inputs, targets};
+    const uint64_t seed = data::mix_seed(data::mix_seed(recipe_.seed, 0xADA), data::mix_seed(layer, data::mix_seed(bits, draw)));
+    out.weight = adaround(problem, options_.adaround(), seed);
+    cost_.adaround_seconds += seconds_since(start);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  torch::Tensor shift;
+  if (options_.bias_correction() == BiasCorrection::kEmpirical) {
+    torch::NoGradGuard no_grad;
+    shift = empirical_bias_shift(quant_layer.apply(quantized_inputs, out.weight), targets);
+  } else if (options_.bias_correction() == BiasCorrection::kAnalytical && expected_inputs_[layer].defined()) {
+    shift = analytical_bias_shift(float_weight, out.weight, expected_inputs_[layer]);
+  }
+  if (shift.defined()) out.bias = float_bias.defined() ? float_bias + shift : shift;
+  cost_.bias_correction_seconds += seconds_since(start);
+  return out;
+}
+
+std::vector<LayerWeights> PostTrainingQuantizer::layer_weights(const std::vector<int>& layer_bits, size_t draw) {
+  const auto& layers = model_.quant_layers();
+  TORCH_CHECK(layer_bits.size() == layers.size(), "layer_weights: ", layer_bits.size(), " bit-widths for ",
+              layers.size(), " layers");
+  const size_t key_draw = weights_depend_on_draw() ? draw : 0;
+  if (weights_depend_on_draw() && draw >= calibration_images_.size())
+    throw UsageError("calibration draw " + std::to_string(draw) + " does not exist (" +
+                     std::to_string(calibration_images_.size()) + " calibrated)");
+  std::vector<LayerWeights> out;
+  std::vector<int> prefix;
+  std::unique_ptr<util::ProgressLine> progress;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    prefix.push_back(layer_bits[i]);
+    auto key = std::make_pair(prefix, key_draw);
+    auto found = recipe_cache_.find(key);
+    if (found == recipe_cache_.end()) {
+      if (!progress && options_.rounding() == Rounding::kAdaRound)
+        progress = std::make_unique<util::ProgressLine>("adaround draw " + std::to_string(key_draw),
+                                                        static_cast<int64_t>(layers.size()), "layers");
+      found = recipe_cache_.emplace(std::move(key), recipe_layer(i, layer_bits, out, key_draw)).first;
+      if (progress) progress->update(static_cast<int64_t>(i + 1), layers[i].name);
+    }
+    out.push_back(found->second);
+  }
+  if (progress) progress->finish();
+  return out;
+}
+
 std::vector<torch::Tensor> PostTrainingQuantizer::weight_steps(const std::vector<int>& layer_bits) {
   std::vector<torch::Tensor> steps;
   for (size_t i = 0; i < layer_bits.size(); ++i) {
@@ -133,30 +237,34 @@ std::vector<double> PostTrainingQuantizer::activation_steps(const std::vector<in
   return steps;
 }
 
-WeightQuantizeScope::WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits)
-    : model_(quantizer.model()) {
+LayerWeightsScope::LayerWeightsScope(const std::vector<models::QuantLayer>& layers,
+                                     const std::vector<LayerWeights>& weights)
+    : layers_(layers) {
+  TORCH_CHECK(weights.size() <= layers.size(), "LayerWeightsScope: ", weights.size(), " weights for ", layers.size(),
+              " layers");
   torch::NoGradGuard no_grad;
-  const auto& layers = model_.quant_layers();
-  TORCH_CHECK(layer_bits.size() == layers.size(), "WeightQuantizeScope: ", layer_bits.size(), " bit-widths for ",
-              layers.size(), " layers");
-  // Everything that can throw (a range that is not finite) before the first weight changes.
-  std::vector<torch::Tensor> quantized;
-  for (size_t i = 0; i < layers.size(); ++i) quantized.push_back(quantizer.quantized_weight(i, layer_bits[i]));
-  for (size_t i = 0; i < layers.size(); ++i) {
+  for (size_t i = 0; i < weights.size(); ++i) {
     auto weight = layers[i].weight();
-    previous_.push_back(weight.clone());
-    weight.copy_(quantized[i]);
+    previous_.push_back({weight.clone(), layers[i].forward_bias()});
+    weight.copy_(weights[i].weight);
+    layers[i].forward_bias() = weights[i].bias;
   }
 }
 
-WeightQuantizeScope::~WeightQuantizeScope() {
+LayerWeightsScope::~LayerWeightsScope() {
   torch::NoGradGuard no_grad;
-  const auto& layers = model_.quant_layers();
-  for (size_t i = 0; i < previous_.size(); ++i) layers[i].weight().copy_(previous_[i]);
+  for (size_t i = 0; i < previous_.size(); ++i) {
+    layers_[i].weight().copy_(previous_[i].weight);
+    layers_[i].forward_bias() = previous_[i].bias;
+  }
 }
 
+WeightQuantizeScope::WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits,
+                                         size_t draw)
+    : LayerWeightsScope(quantizer.model().quant_layers(), quantizer.layer_weights(layer_bits, draw)) {}
+
 QuantizedModelScope::QuantizedModelScope(PostTrainingQuantizer& quantizer, const BitPlan& plan, size_t draw)
-    : weights_(quantizer, plan.layer_bits),
+    : weights_(quantizer, plan.layer_bits, draw),
       activations_(quantizer.model().quant_points(), quantizer.activation_quantizers(plan.point_bits, draw)) {}
 
 }  // namespace qrobust::quant

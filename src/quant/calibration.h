@@ -5,6 +5,13 @@
 // when they close: WeightQuantizeScope for the layers' weights, models::QuantizeScope with
 // activation_quantizers() for the points. A BitPlan says which elements are quantized at which
 // bit-width, so "only conv1 at 4 bits" is a plan like any sweep configuration.
+//
+// The weight steps of a recipe (quant::QuantOptions: AdaRound, bias correction) run here, in
+// forward order, the first time a plan's weights are asked for: layer l is rounded and corrected
+// with its input from the network whose earlier layers are already quantized (and corrected) as
+// the plan says, activations float. Each layer's result is kept per (bits of layer l and of
+// every layer before it, calibration draw), so a sweep learns each bit-width once, plans that
+// share a prefix share its layers, and activation bit-widths reuse the weights.
 #include <torch/torch.h>
 
 #include <map>
@@ -13,6 +20,7 @@
 
 #include "data/datasets.h"
 #include "models/classifier.h"
+#include "quant/bn_fold.h"
 #include "quant/options.h"
 #include "quant/quantizer.h"
 #include "quant/range_estimator.h"
@@ -42,13 +50,34 @@ struct BitPlan {
   bool quantizes_activations() const;
 };
 
+// What the float steps of a recipe (BN folding, equalization) hand to its weight steps.
+struct RecipeInputs {
+  std::vector<OutputStatistics> statistics;  // per layer (analytical bias correction); may be empty
+  uint64_t seed = 0;                         // AdaRound's batch order
+};
+
+// Seconds the weight steps took so far, and how many layers they learned.
+struct RecipeCost {
+  double capture_seconds = 0;  // running the network for layer inputs
+  double adaround_seconds = 0;
+  double bias_correction_seconds = 0;
+  int64_t layers = 0;
+};
+
+// A layer's weight and bias as a plan computes with them (bias undefined where it has none).
+struct LayerWeights {
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+
 class PostTrainingQuantizer {
  public:
-  // `model` should already be BN-folded if folding is wanted; its current weights are the float ones.
-  PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options);
+  // `model` should already be BN-folded (and equalized) if the recipe says so; its current
+  // weights and biases are the float ones.
+  PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options, RecipeInputs recipe = {});
 
   // Observes every point on `batches` (normalized, on the model's device) and keeps the ranges
-  // as a new calibration draw; returns its index.
+  // as a new calibration draw (and the images, when the recipe learns from them); returns its index.
   size_t calibrate(const std::vector<torch::Tensor>& batches);
   size_t draws() const { return observers_.size(); }
 
@@ -60,8 +89,16 @@ class PostTrainingQuantizer {
   // The quantizer of every point under `point_bits` with the ranges of `draw` (null: float),
   // for a models::QuantizeScope over model.quant_points().
   std::vector<models::QuantPointImpl::Quantizer> activation_quantizers(const std::vector<int>& point_bits, size_t draw);
-  // The fake-quantized float weight of `layer` at `bits` (the float weight at kFloatBits).
+  // The fake-quantized float weight of `layer` at `bits`, rounded to nearest (the float weight
+  // at kFloatBits).
   torch::Tensor quantized_weight(size_t layer, int bits);
+  // Every layer's weight and bias under `layer_bits` after the recipe's weight steps, with the
+  // calibration images of `draw` where the recipe learns from them.
+  std::vector<LayerWeights> layer_weights(const std::vector<int>& layer_bits, size_t draw);
+  // Whether layer_weights differ by draw (AdaRound, empirical bias correction).
+  bool weights_depend_on_draw() const { return options_.weights_use_calibration(); }
+  const RecipeCost& recipe_cost() const { return cost_; }
+  const QuantOptions& options() const { return options_; }
 
   // Quantization step δ per output channel of each layer (0 where it stays float), and per
   // point with the ranges of `draw` (0 where it stays float).
@@ -74,27 +111,46 @@ class PostTrainingQuantizer {
   QuantizerSpec act_spec(int bits) const;
   const AffineParams& weight_params(size_t layer, int bits);
   const AffineParams& act_params(size_t point, int bits, size_t draw);
+  LayerWeights recipe_layer(size_t layer, const std::vector<int>& layer_bits, const std::vector<LayerWeights>& earlier,
+                            size_t draw);
+  // Layer `layer`'s inputs on draw `draw`'s images, with `earlier` as the weights of the layers
+  // before it (float when empty) and every activation float.
+  torch::Tensor layer_inputs(size_t layer, const std::vector<LayerWeights>& earlier, size_t draw);
 
   models::ClassifierImpl& model_;
   QuantOptions options_;
+  RecipeInputs recipe_;
   std::vector<torch::Tensor> float_weights_;
+  std::vector<torch::Tensor> float_biases_;
+  std::vector<torch::Tensor> expected_inputs_;  // per layer, E[input] per input feature, or undefined
+  std::vector<std::vector<torch::Tensor>> calibration_images_;  // per draw, when the recipe learns
+  std::map<std::pair<std::vector<int>, size_t>, LayerWeights> recipe_cache_;  // (bits of layers 0..l, draw)
+  RecipeCost cost_;
   std::vector<std::vector<ActivationObserver>> observers_;  // per draw, per point
   std::map<std::pair<size_t, int>, AffineParams> weight_cache_;
   std::map<std::tuple<size_t, int, size_t>, AffineParams> act_cache_;
 };
 
-// While alive, every layer's weight is `quantizer`'s fake-quantized float weight at
-// layer_bits[i]; closing restores the weights the layers had before.
-class WeightQuantizeScope {
+// While alive, layers[i] computes with weights[i] (for the first weights.size() layers): the
+// weight copied into its parameter, the bias set as the tensor its forward reads. Closing
+// restores the weights and biases they had.
+class LayerWeightsScope {
  public:
-  WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits);
-  ~WeightQuantizeScope();
-  WeightQuantizeScope(const WeightQuantizeScope&) = delete;
-  WeightQuantizeScope& operator=(const WeightQuantizeScope&) = delete;
+  LayerWeightsScope(const std::vector<models::QuantLayer>& layers, const std::vector<LayerWeights>& weights);
+  ~LayerWeightsScope();
+  LayerWeightsScope(const LayerWeightsScope&) = delete;
+  LayerWeightsScope& operator=(const LayerWeightsScope&) = delete;
 
  private:
-  models::ClassifierImpl& model_;
-  std::vector<torch::Tensor> previous_;
+  const std::vector<models::QuantLayer>& layers_;
+  std::vector<LayerWeights> previous_;
+};
+
+// While alive, every layer computes with `quantizer`'s weight and bias for layer_bits[i]
+// (calibration draw `draw` where the recipe learns from it).
+class WeightQuantizeScope : public LayerWeightsScope {
+ public:
+  WeightQuantizeScope(PostTrainingQuantizer& quantizer, const std::vector<int>& layer_bits, size_t draw = 0);
 };
 
 // Both: the model computes as `plan` quantizes it, with the activation ranges of `draw`.

@@ -71,6 +71,8 @@ nlohmann::json sensitivity_model(models::ClassifierImpl& model, const data::Data
   const auto everything = evaluate(all);
   auto header = settings_header(config, splits, options.split);
   header["bits"] = options.bits;
+  header["recipe"] = config.quant.recipe();
+  header["recipe_cost"] = recipe_cost_json(prepared);
   header["git_sha"] = util::git_sha();
   header["libtorch"] = util::libtorch_version();
   nlohmann::json all_json = result_json(everything);

@@ -1,6 +1,7 @@
 #include "sweep/sweep.h"
 
 #include <chrono>
+#include <optional>
 #include <sstream>
 
 #include "data/datasets.h"
@@ -8,6 +9,7 @@
 #include "models/registry.h"
 #include "parallel/data_parallel.h"
 #include "quant/bn_fold.h"
+#include "quant/equalize.h"
 #include "stats/summary.h"
 #include "util/errors.h"
 #include "util/progress.h"
@@ -57,9 +59,19 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
   model.eval();
   prepared.float_predictions = evaluation::predict(model, *prepared.images, splits.info, batch, device);
   prepared.reference = evaluation::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
-  if (config.quant.bn_fold()) quant::fold_batch_norms(model);
+  quant::RecipeInputs recipe;
+  recipe.seed = static_cast<uint64_t>(config.seed);
+  if (config.quant.bn_fold()) {
+    recipe.statistics = quant::output_statistics(model);
+    quant::fold_batch_norms(model);
+  }
+  if (config.quant.equalize()) {
+    const auto start = std::chrono::steady_clock::now();
+    quant::equalize(model, &recipe.statistics);
+    prepared.equalize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
   prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
-  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant);
+  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant, std::move(recipe));
   for (int64_t draw = 0; draw < draws; ++draw)
     prepared.quantizer->calibrate(quant::calibration_batches(splits, config.quant.calibration_samples(),
                                                              static_cast<uint64_t>(config.seed), batch, device, draw));
@@ -152,11 +164,16 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
                                  int a, torch::Device device, bool with_top5) {
   auto& quantizer = *prepared.quantizer;
   const auto plan = quantizer.plan(w, a);
-  const quant::WeightQuantizeScope weights(quantizer, plan.layer_bits);
+  // The weights are set once, unless the recipe learns them from each draw's images.
+  std::optional<quant::WeightQuantizeScope> weights(std::in_place, quantizer, plan.layer_bits, 0);
   const auto weight_steps = quantizer.weight_steps(plan.layer_bits);
   std::vector<double> accuracy, top5, loss, kl, bound;
-  const size_t draws = plan.quantizes_activations() ? quantizer.draws() : 1;
+  const size_t draws = plan.quantizes_activations() || quantizer.weights_depend_on_draw() ? quantizer.draws() : 1;
   for (size_t draw = 0; draw < draws; ++draw) {
+    if (draw > 0 && quantizer.weights_depend_on_draw()) {
+      weights.reset();
+      weights.emplace(quantizer, plan.layer_bits, draw);
+    }
     const models::QuantizeScope activations(quantizer.model().quant_points(),
                                             quantizer.activation_quantizers(plan.point_bits, draw));
     const auto logits = evaluation::predict(quantizer.model(), *prepared.images, splits.info, eval_batch, device).logits;
@@ -188,6 +205,15 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
 
 }  // namespace
 
+nlohmann::json recipe_cost_json(const PreparedModel& prepared) {
+  const auto& cost = prepared.quantizer->recipe_cost();
+  return {{"equalize_seconds", prepared.equalize_seconds},
+          {"capture_seconds", cost.capture_seconds},
+          {"adaround_seconds", cost.adaround_seconds},
+          {"bias_correction_seconds", cost.bias_correction_seconds},
+          {"layers_learned", cost.layers}};
+}
+
 nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits& splits,
                            const config::ExperimentConfig& config, const SweepOptions& options, torch::Device device) {
   const auto configurations = grid(options);
@@ -216,6 +242,8 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
 
   auto header = settings_header(config, splits, options.split);
   header["calibration_draws"] = options.calibration_draws;
+  header["recipe"] = config.quant.recipe();
+  header["recipe_cost"] = recipe_cost_json(prepared);
   header["git_sha"] = util::git_sha();
   header["libtorch"] = util::libtorch_version();
   header["elapsed_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -55,18 +55,24 @@ std::vector<std::pair<int, int>> grid(const SweepOptions& options);
 const data::LabeledImages& evaluation_split(const data::DataSplits& splits, data::Split split);
 
 // A trained float model made ready for post-training quantization on one split: its float
-// predictions, then BN-folded (when the config folds), the first-order gradients of its mean
-// loss, and `draws` calibration draws. The sweep and the sensitivity analysis start here.
+// predictions, then BN-folded (when the config folds) and equalized (when the recipe says so),
+// the first-order gradients of its mean loss, and `draws` calibration draws. The recipe's
+// weight steps run later, when a plan first asks for its weights. The sweep and the sensitivity analysis start here.
 struct PreparedModel {
   const data::LabeledImages* images = nullptr;
   evaluation::Predictions float_predictions;
   evaluation::EvalResult reference;  // float accuracy and loss
   FirstOrder gradients;
   std::unique_ptr<quant::PostTrainingQuantizer> quantizer;
+  double equalize_seconds = 0;
 };
 PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplits& splits,
                             const config::ExperimentConfig& config, data::Split split, int64_t draws,
                             torch::Device device);
+
+// Seconds each recipe step took so far (equalization, capturing layer inputs, AdaRound, bias
+// correction) and how many layers were learned: the `recipe_cost` of result headers.
+nlohmann::json recipe_cost_json(const PreparedModel& prepared);
 
 // What a sweep or sensitivity document's header says of the model, data and quantizer (no
 // timing or provenance): model, dataset, split, samples, the quant settings, seed.

@@ -48,6 +48,18 @@ TEST_CASE("usage and config errors exit with 2 and one line") {
   CHECK_FALSE(std::filesystem::exists(dir.file("run")));
 
   CHECK(run("train --config " + dir.file("missing.yaml")).exit_code == 2);
+  // A PTQ recipe's bad settings, given on the command line.
+  testing::write_bytes(dir.file("good.yaml"), "name: g\n");
+  const auto bad_iterations = run("train --config " + dir.file("good.yaml") + " --out " + dir.file("run") +
+                                  " --set quant.rounding=adaround --set quant.adaround.iterations=-3");
+  CHECK(bad_iterations.exit_code == 2);
+  CHECK_THAT(bad_iterations.output, Catch::Contains("quant.adaround.iterations: must be 1..10000000, got -3"));
+  CHECK(count_lines(bad_iterations.output) == 1);
+  const auto bad_recipe = run("train --config " + dir.file("good.yaml") + " --out " + dir.file("run") +
+                              " --set quant.rounding=adaround_plus");
+  CHECK(bad_recipe.exit_code == 2);
+  CHECK_THAT(bad_recipe.output, Catch::Contains("quant.rounding: expected one of nearest, adaround"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("run")));
   CHECK(run("train --no-such-flag").exit_code == 2);
   CHECK(run("eval").exit_code == 2);
 }

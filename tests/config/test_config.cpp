@@ -243,7 +243,8 @@ TEST_CASE("quant settings write, read back from a result header, compare and des
   other.calibration_samples(78);  // the setting the stale-sweep bug missed
   CHECK(other != c.quant);
   CHECK(c.quant.describe() ==
-        "weights per_channel symmetric minmax, activations asymmetric percentile, first/last layer float, BN folded no");
+        "weights per_channel symmetric minmax, activations asymmetric percentile, first/last layer float, BN folded no, "
+        "recipe round-to-nearest");
   auto header = c.quant.to_json();
   header["first_last"] = "sometimes";
   CHECK_THROWS_WITH(config::QuantSettings::from_json(header, "h.json"),
@@ -251,6 +252,46 @@ TEST_CASE("quant settings write, read back from a result header, compare and des
   header.erase("first_last");
   CHECK_THROWS_WITH(config::QuantSettings::from_json(header, "h.json"),
                     Catch::StartsWith("h.json: the quant settings in its header are incomplete or mistyped"));
+}
+
+TEST_CASE("PTQ recipe settings parse, validate, round-trip through a result header and name the recipe") {
+  const auto c = config::parse_config(
+      "quant:\n  equalize: true\n  bias_correction: analytical\n  rounding: adaround\n  adaround:\n    iterations: 500\n"
+      "    lambda: 0.02\n",
+      "x");
+  CHECK(c.quant.equalize());
+  CHECK(c.quant.bias_correction() == quant::BiasCorrection::kAnalytical);
+  CHECK(c.quant.rounding() == quant::Rounding::kAdaRound);
+  CHECK(c.quant.adaround().iterations() == 500);
+  CHECK(c.quant.adaround().batch_size() == 32);
+  CHECK(c.quant.weights_use_calibration());
+  CHECK(c.quant.recipe() == "CLE + BC analytical + AdaRound 500 it, batch 32, lambda 0.02, lr 0.001");
+  CHECK(config::QuantSettings::from_json(c.quant.to_json(), "h.json") == c.quant);
+  CHECK(config::parse_config(config::to_yaml(c), "again").quant == c.quant);
+  // A round-to-nearest header carries no recipe keys, so results written before recipes compare equal.
+  const config::QuantSettings plain;
+  CHECK_FALSE(plain.to_json().contains("rounding"));
+  CHECK(config::QuantSettings::from_json(plain.to_json(), "old.json") == plain);
+  auto only_bc = plain;
+  only_bc.bias_correction(quant::BiasCorrection::kEmpirical);
+  CHECK(only_bc != plain);
+  CHECK(only_bc.recipe() == "BC empirical");
+
+  CHECK_THAT(error_of("quant:\n  rounding: stochastic\n"),
+             Catch::StartsWith("configs/x.yaml:2: quant.rounding: expected one of nearest, adaround"));
+  CHECK_THAT(error_of("quant:\n  bias_correction: sometimes\n"),
+             Catch::StartsWith("configs/x.yaml:2: quant.bias_correction: expected one of none, empirical, analytical"));
+  CHECK_THAT(error_of("quant:\n  rounding: adaround\n  adaround:\n    iterations: -5\n"),
+             Catch::StartsWith("configs/x.yaml:4: quant.adaround.iterations: must be 1..10000000, got -5"));
+  CHECK_THAT(error_of("quant:\n  rounding: adaround\n  adaround:\n    learning_rate: 0\n"),
+             Catch::StartsWith("configs/x.yaml:4: quant.adaround.learning_rate"));
+  CHECK_THAT(error_of("quant:\n  rounding: adaround\n  adaround:\n    beta: 3\n"), Catch::Contains("quant.adaround.beta"));
+  CHECK_THAT(error_of("quant:\n  adaround:\n    iterations: 5\n"),
+             Catch::StartsWith("configs/x.yaml:3: quant.adaround: applies only with rounding: adaround"));
+  CHECK_THAT(error_of("quant:\n  bn_fold: false\n  equalize: true\n"),
+             Catch::StartsWith("configs/x.yaml:3: quant.equalize: cross-layer equalization needs bn_fold: true"));
+  CHECK_THAT(error_of("quant:\n  bn_fold: false\n  bias_correction: analytical\n"),
+             Catch::Contains("quant.bias_correction: analytical bias correction reads the folded batch norms"));
 }
 
 TEST_CASE("regularizer settings compare by the keys their penalty reads and describe themselves") {

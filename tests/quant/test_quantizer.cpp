@@ -138,6 +138,18 @@ TEST_CASE("the no-gradient per-tensor path equals LibTorch's fake-quantize op bi
     const auto expected = at::fake_quantize_per_tensor_affine(x, params.scale.item<double>(), params.zero_point.item<int64_t>(),
                                                               params.quant_min, params.quant_max);
     CHECK(torch::equal(fake_quantize(x, params), expected));
+    // Channels-last memory and a tensor large enough to be split over threads take the same path.
+    const auto wide = torch::randn({32, 16, 32, 32}).contiguous(torch::MemoryFormat::ChannelsLast) * 3;
+    const auto wide_expected = at::fake_quantize_per_tensor_affine(
+        wide, params.scale.item<double>(), params.zero_point.item<int64_t>(), params.quant_min, params.quant_max);
+    const auto wide_quantized = fake_quantize(wide, params);
+    CHECK(wide_quantized.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    CHECK(torch::equal(wide_quantized, wide_expected));
+    // Infinities clamp to the grid's ends; NaN stays NaN, as in the op.
+    const auto odd = fake_quantize(torch::tensor({INFINITY, -INFINITY, NAN}), params);
+    CHECK(odd[0].item<float>() == expected.max().item<float>());
+    CHECK(odd[1].item<float>() == expected.min().item<float>());
+    CHECK(std::isnan(odd[2].item<float>()));
     // With a gradient to carry, the op itself: the straight-through mask.
     const auto leaf = x.clone().requires_grad_(true);
     const auto through = fake_quantize(leaf, params);

@@ -209,3 +209,37 @@ TEST_CASE("sensitivity: one in at 32 bits is the float model, one in for a layer
   for (const auto& entry : std::filesystem::directory_iterator(out.path())) left.push_back(entry.path().filename().string());
   CHECK(left == std::vector<std::string>{"s.txt"});
 }
+
+TEST_CASE("PTQ recipes in a sweep: AdaRound's weight-only rows are at least nearest rounding's, the header names the recipe") {
+  TrainedRun run;
+  sweep::SweepOptions options;
+  options.weight_bits = {4, 3};
+  options.act_bits = {32, 32};
+  options.pairs = true;
+  options.progress = false;
+  options.calibration_draws = 2;
+  const auto nearest = sweep::run_sweep(run.config, run.checkpoint, options);
+  CHECK(nearest["header"]["recipe"] == "round-to-nearest");
+  CHECK(nearest["rows"][1]["accuracy_draws"].size() == 1);  // nothing depends on the draw
+
+  auto config = run.config;
+  config.quant.rounding(quant::Rounding::kAdaRound).bias_correction(quant::BiasCorrection::kEmpirical);
+  config.quant.adaround().iterations(300);
+  const auto learned = sweep::run_sweep(config, run.checkpoint, options);
+  CHECK_THAT(learned["header"]["recipe"].get<std::string>(), Catch::StartsWith("BC empirical + AdaRound 300 it"));
+  CHECK(learned["header"]["recipe_cost"]["layers_learned"] == 2 * 2 * 8);  // 2 bit-widths x 2 draws x 8 layers
+  CHECK(learned["header"]["quant"]["rounding"] == "adaround");
+  for (size_t row = 1; row <= 2; ++row) {
+    INFO(learned["rows"][row]["config"]);
+    CHECK(learned["rows"][row]["accuracy_draws"].size() == 2);  // each draw learns its own weights
+    CHECK(learned["rows"][row]["accuracy"].get<double>() >= nearest["rows"][row]["accuracy"].get<double>());
+    CHECK(learned["rows"][row]["loss"].get<double>() < nearest["rows"][row]["loss"].get<double>());
+  }
+  // CLE changes nothing in float.
+  config.quant.rounding(quant::Rounding::kNearest).bias_correction(quant::BiasCorrection::kNone).equalize(true);
+  options.weight_bits = {32};
+  options.act_bits = {32};
+  const auto equalized = sweep::run_sweep(config, run.checkpoint, options);
+  CHECK(equalized["rows"][1]["accuracy"] == nearest["rows"][0]["accuracy"]);
+  CHECK(equalized["rows"][1]["loss"].get<double>() == Approx(nearest["rows"][0]["loss"].get<double>()).epsilon(1e-5));
+}
