@@ -2,6 +2,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "data/datasets.h"
@@ -20,6 +21,7 @@ namespace {
 // What one evaluation costs for a model, and how many elements a sensitivity analysis visits.
 struct EvalCost {
   double seconds_per_image = 0;
+  size_t layers = 0;    // quantizable layers
   size_t elements = 0;  // quantizable layers + quantization points
 };
 
@@ -34,8 +36,34 @@ EvalCost measure_eval_cost(const config::ExperimentConfig& config, torch::Device
   const auto start = std::chrono::steady_clock::now();
   model->forward(images);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {seconds / static_cast<double>(config.data.eval_batch_size),
+  return {seconds / static_cast<double>(config.data.eval_batch_size), model->quant_layers().size(),
           model->quant_layers().size() + model->quant_points().size()};
+}
+
+// What a PTQ recipe costs per layer it learns (once per bit-width prefix and draw, see
+// quant/calibration.h): capturing the layer's inputs runs the network over the calibration
+// images twice (quantized and float); an AdaRound iteration is about a forward and a backward
+// pass of one layer on a batch, about three forward passes of the whole network over the layers.
+double recipe_seconds_per_layer(const config::QuantSettings& quant, const EvalCost& cost, int64_t train_images) {
+  if (!quant.has_weight_recipe()) return 0;
+  double seconds = 0;
+  if (quant.weights_use_calibration())
+    seconds += 2.0 * static_cast<double>(std::min(quant.calibration_samples(), train_images)) * cost.seconds_per_image;
+  if (quant.rounding() == quant::Rounding::kAdaRound)
+    seconds += static_cast<double>(quant.adaround().iterations()) * 3.0 *
+               static_cast<double>(quant.adaround().batch_size()) * cost.seconds_per_image /
+               static_cast<double>(cost.layers);
+  return seconds;
+}
+
+// Layers a sweep learns: every layer for each weight bit-width of the grid, per draw where the
+// recipe learns from the calibration images.
+double layers_learned_by_sweep(const config::QuantSettings& quant, const sweep::SweepOptions& grid, const EvalCost& cost) {
+  std::set<int> weight_bits;
+  for (const auto& [w, a] : sweep::grid(grid))
+    if (w != quant::kFloatBits) weight_bits.insert(w);
+  return static_cast<double>(weight_bits.size() * cost.layers) *
+         static_cast<double>(quant.weights_use_calibration() ? grid.calibration_draws : 1);
 }
 
 // Whether a baseline trained again rebuilds its old trunk bit for bit, predicted by comparing this
@@ -127,6 +155,7 @@ std::string describe_plan(const Experiment& e) {
     struct Analyses {
       int sweeps = 0, sensitivities = 0;
       double seconds = 0;
+      double recipe_seconds = 0;  // of `seconds`: the PTQ recipes' learned steps
     };
     // `done`: the run directory whose files answer the request already (null: none does).
     auto analyses = [&](const std::string* done) {
@@ -137,11 +166,19 @@ std::string describe_plan(const Experiment& e) {
           ++pending.sweeps;
           // Each configuration is one evaluation per draw; the float pass, the gradients and each draw's calibration about four more.
           const double evaluations = static_cast<double>(sweep::grid(e.sweep).size() * e.sweep.calibration_draws + 4);
-          pending.seconds += evaluations * images_of(*analysis.sweep_split) * cost.seconds_per_image;
+          const double recipe = layers_learned_by_sweep(analysis.config.quant, sweep_options(e, analysis), cost) *
+                                recipe_seconds_per_layer(analysis.config.quant, cost, splits.train.size());
+          pending.seconds += evaluations * images_of(*analysis.sweep_split) * cost.seconds_per_image + recipe;
+          pending.recipe_seconds += recipe;
         } else {
           ++pending.sensitivities;
+          // The recipe learns every layer for the whole model, one layer per one-in plan, and the
+          // layers after the one left out per one-out plan: L(L + 3)/2 layers.
+          const double recipe = static_cast<double>(cost.layers * (cost.layers + 3) / 2) *
+                                recipe_seconds_per_layer(analysis.config.quant, cost, splits.train.size());
           pending.seconds +=
-              static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image;
+              static_cast<double>(2 * cost.elements + 5) * images_of(e.sensitivity.split) * cost.seconds_per_image + recipe;
+          pending.recipe_seconds += recipe;
         }
       }
       return pending;
@@ -191,7 +228,10 @@ std::string describe_plan(const Experiment& e) {
     seconds += pending.seconds;
     out << "; " << pending.sweeps << " sweeps";
     if (e.sensitivity.enabled) out << " and " << pending.sensitivities << " sensitivity analyses";
-    out << " to run; about " << util::format_duration(seconds) << "\n";
+    out << " to run; about " << util::format_duration(seconds);
+    if (pending.recipe_seconds > 0)
+      out << " (PTQ recipes' learned steps about " << util::format_duration(pending.recipe_seconds) << " of it)";
+    out << "\n";
     total += seconds;
     worst_total += seconds + worst_extra;
   }

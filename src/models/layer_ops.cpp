@@ -258,6 +258,9 @@ void observe_input(const torch::nn::Module& layer, const Tensor& input) {
 template <typename Norm>
 torch::Tensor apply_batch_norm(const torch::Tensor& input, Norm& norm) {
   const auto& o = norm.options;
+  // A batch norm folded into its layer (quant/bn_fold.h) is the exact identity, marked by eps 0:
+  // evaluated, it would cost a pass over the layer's output for nothing.
+  if (!norm.is_training() && o.eps() == 0.0) return input;
   // Evaluation mode (running statistics), and options the models do not use, take LibTorch's path.
   if (!t_custom_layer_ops || !norm.is_training() || !o.affine() || !o.track_running_stats() || !o.momentum())
     return norm.forward(input);

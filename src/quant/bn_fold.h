@@ -1,7 +1,8 @@
 #pragma once
 // Batch-norm folding: every quantizable layer followed by a batch norm absorbs it,
 //   W' = W · γ/σ (per output channel),  b' = (b − μ) · γ/σ + β,  σ = sqrt(running_var + eps),
-// and the batch norm becomes the exact identity (γ = 1, β = 0, μ = 0, var = 1, eps = 0).
+// and the batch norm becomes the exact identity (γ = 1, β = 0, μ = 0, var = 1, eps = 0; the
+// models skip a batch norm with eps 0 in evaluation, models/layer_ops.h).
 // The folded model in eval mode computes what the original computes in eval mode; weight
 // quantization then sees the weights inference actually uses, as in every PTQ toolkit.
 #include "models/classifier.h"

@@ -36,7 +36,8 @@ std::vector<std::string> write_sensitivity(const nlohmann::json& doc, const std:
   md << "# Sensitivity of " << h.at("model").get<std::string>() << " at " << bits << " bits ("
      << h.at("split").get<std::string>() << " split, " << h.at("samples") << " images)\n\n"
      << "checkpoint `" << h.value("checkpoint", std::string()) << "`; weights " << h.at("weight_granularity").get<std::string>()
-     << "; first/last layer " << h.at("first_last").get<std::string>() << "\n\n"
+     << "; first/last layer " << h.at("first_last").get<std::string>() << "; recipe "
+     << h.value("recipe", std::string("round-to-nearest")) << "\n\n"
      << "float: " << fixed(doc.at("fp32").at("accuracy").get<double>(), 2) << " %, loss "
      << fixed(doc.at("fp32").at("loss").get<double>(), 4) << "; everything quantized: "
      << fixed(doc.at("all").at("accuracy").get<double>(), 2) << " %, loss increase "

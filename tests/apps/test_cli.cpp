@@ -160,6 +160,14 @@ TEST_CASE("run --dry-run prints the plan with an estimate and writes nothing, a 
   CHECK_THAT(plan.output, Catch::Contains("experiment exp") && Catch::Contains("grad_l1: train 2 epochs;") &&
                               Catch::Contains("estimated total:"));
   CHECK_FALSE(std::filesystem::exists(dir.file("results")));
+  CHECK_THAT(plan.output, !Catch::Contains("PTQ recipes"));
+  // A quantizer with a learned recipe adds its steps to the estimate.
+  testing::write_bytes(dir.file("recipes.yaml"), "base: " + dir.file("base.yaml") + "\nvariants:\n  none: {}\n"
+                                                 "sweep:\n  quantizers:\n    rtn: {}\n"
+                                                 "    adaround: {quant.rounding: adaround}\n");
+  const auto recipes = run("run --config " + dir.file("recipes.yaml") + " --results " + dir.file("results") + " --dry-run");
+  CHECK(recipes.exit_code == 0);
+  CHECK_THAT(recipes.output, Catch::Contains("(PTQ recipes' learned steps about "));
 
   testing::write_bytes(dir.file("bad.yaml"), "base: " + dir.file("base.yaml") + "\nvariants:\n  x: {train.lr: fast}\n");
   const auto bad = run("run --config " + dir.file("bad.yaml") + " --dry-run");

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "models/layer_ops.h"
 #include "models/registry.h"
 #include "quant/bn_fold.h"
 
@@ -30,4 +31,18 @@ TEST_CASE("the BN-folded model computes what the unfolded model computes in eval
     const auto actual = model->forward(x);
     CHECK(((actual - expected).norm() / expected.norm()).item<double>() < 1e-5);
   }
+}
+
+TEST_CASE("a folded batch norm is the exact identity, which evaluation skips") {
+  torch::manual_seed(3);
+  auto model = models::make_model("resnet8", {3, 8, 8, 10}, 4);
+  model->eval();
+  quant::fold_batch_norms(*model);
+  auto& norm = *model->quant_layers()[0].norm->as<torch::nn::BatchNorm2d>();
+  const auto x = torch::randn({4, 4, 8, 8});
+  torch::NoGradGuard no_grad;
+  CHECK(torch::equal(norm.forward(x), x));  // what the skip leaves out changes nothing
+  CHECK(models::batch_norm(x, norm).is_same(x));
+  norm.train();  // a folded model being trained again normalizes its batches
+  CHECK_FALSE(models::batch_norm(x, norm).is_same(x));
 }

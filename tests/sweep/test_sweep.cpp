@@ -242,4 +242,14 @@ TEST_CASE("PTQ recipes in a sweep: AdaRound's weight-only rows are at least near
   const auto equalized = sweep::run_sweep(config, run.checkpoint, options);
   CHECK(equalized["rows"][1]["accuracy"] == nearest["rows"][0]["accuracy"]);
   CHECK(equalized["rows"][1]["loss"].get<double>() == Approx(nearest["rows"][0]["loss"].get<double>()).epsilon(1e-5));
+  // A sensitivity analysis names its recipe too.
+  config.quant.equalize(false).bias_correction(quant::BiasCorrection::kEmpirical);
+  sweep::SensitivityOptions sensitivity;
+  sensitivity.progress = false;
+  const auto doc = sweep::run_sensitivity(config, run.checkpoint, sensitivity);
+  CHECK(doc["header"]["recipe"] == "BC empirical");
+  testing::TempDir out;
+  std::string warning;
+  report::write_sensitivity(doc, out.file("s.json"), warning);
+  CHECK_THAT(util::read_file(out.file("s.md")), Catch::Contains("; recipe BC empirical"));
 }
