@@ -1,5 +1,7 @@
 #include "models/classifier.h"
 
+#include "models/layer_ops.h"
+
 namespace qrobust::models {
 
 torch::Tensor QuantLayer::weight() const { return layer->named_parameters(false)["weight"]; }
@@ -17,13 +19,7 @@ torch::Tensor& QuantLayer::forward_bias() const {
 }
 
 torch::Tensor QuantLayer::apply(const torch::Tensor& input, const torch::Tensor& weight) const {
-  namespace F = torch::nn::functional;
-  if (auto* conv = layer->as<torch::nn::Conv2d>()) {
-    const auto& o = conv->options;
-    const auto* padding = c10::get_if<torch::ExpandingArray<2>>(&o.padding());
-    TORCH_CHECK(padding != nullptr, "quant layer ", name, ": padding modes are not supported");
-    return at::convolution(input, weight, {}, *o.stride(), **padding, *o.dilation(), false, {0, 0}, o.groups());
-  }
+  if (auto* conv = layer->as<torch::nn::Conv2d>()) return convolve(input, weight, *conv);
   if (layer->as<torch::nn::Linear>()) return at::linear(input, weight);
   TORCH_CHECK(false, "quant layer ", name, " is neither Conv2d nor Linear");
 }

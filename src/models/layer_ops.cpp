@@ -295,6 +295,10 @@ LayerInputScope::LayerInputScope(const torch::nn::Module& layer, std::function<v
 
 LayerInputScope::~LayerInputScope() { t_input_observers.resize(depth_); }
 
+torch::Tensor convolve(const torch::Tensor& input, const torch::Tensor& weight, const torch::nn::Conv2dImpl& conv) {
+  return forward_conv(input, weight, geometry_of(conv));
+}
+
 torch::Tensor linear(const torch::Tensor& input, torch::nn::LinearImpl& linear) {
   if (!t_input_observers.empty()) observe_input(linear, input);
   return linear.forward(input);

@@ -18,6 +18,8 @@
 namespace qrobust::models {
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv);
+// The convolution `conv` computes, with `weight` in place of its own and no bias.
+torch::Tensor convolve(const torch::Tensor& input, const torch::Tensor& weight, const torch::nn::Conv2dImpl& conv);
 // linear.forward(input); here so that LayerInputScope sees the input of linear layers too.
 torch::Tensor linear(const torch::Tensor& input, torch::nn::LinearImpl& linear);
 

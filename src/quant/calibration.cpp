@@ -45,8 +45,8 @@ int policy_bits(FirstLast first_last, size_t index, size_t count, int bits) {
 }
 
 PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options,
-                                             RecipeInputs recipe)
-    : model_(model), options_(options), recipe_(std::move(recipe)) {
+                                             const RecipeInputs& recipe)
+    : model_(model), options_(options), recipe_seed_(recipe.seed) {
   torch::NoGradGuard no_grad;
   for (const auto& layer : model.quant_layers()) {
     float_weights_.push_back(layer.weight().detach().clone());
@@ -54,7 +54,7 @@ PostTrainingQuantizer::PostTrainingQuantizer(models::ClassifierImpl& model, cons
     float_biases_.push_back(bias.defined() ? bias.detach().clone() : torch::Tensor());
   }
   if (options_.bias_correction() == BiasCorrection::kAnalytical)
-    expected_inputs_ = expected_inputs(model, recipe_.statistics);
+    expected_inputs_ = expected_inputs(model, recipe.statistics);
 }
 
 size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batches) {
@@ -156,8 +156,7 @@ LayerWeights PostTrainingQuantizer::recipe_layer(size_t layer, const std::vector
   const auto& float_weight = float_weights_[layer];
   const auto& float_bias = float_biases_[layer];
   if (bits == kFloatBits) return {float_weight, float_bias};
-  const auto& params = weight_params(layer, bits);
-  LayerWeights out{fake_quantize(float_weight, params), float_bias};
+  LayerWeights out{quantized_weight(layer, bits), float_bias};
   if (!options_.has_weight_recipe()) return out;
   ++cost_.layers;
   const auto& quant_layer = model_.quant_layers()[layer];
@@ -169,10 +168,10 @@ LayerWeights PostTrainingQuantizer::recipe_layer(size_t layer, const std::vector
   }
   if (options_.rounding() == Rounding::kAdaRound) {
     const auto start = std::chrono::steady_clock::now();
-    const AdaRoundProblem problem{float_weight, params,
+    const AdaRoundProblem problem{float_weight, weight_params(layer, bits),
                                   [&quant_layer](const torch::Tensor& x, const torch::Tensor& w) { return quant_layer.apply(x, w); },
                                   quantized_inputs, targets};
-    const uint64_t seed = data::mix_seed(data::mix_seed(recipe_.seed, 0xADA), data::mix_seed(layer, data::mix_seed(bits, draw)));
+    const uint64_t seed = data::mix_seed(data::mix_seed(recipe_seed_, 0xADA), data::mix_seed(layer, data::mix_seed(bits, draw)));
     out.weight = adaround(problem, options_.adaround(), seed);
     cost_.adaround_seconds += seconds_since(start);
   }

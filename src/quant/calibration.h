@@ -74,7 +74,7 @@ class PostTrainingQuantizer {
  public:
   // `model` should already be BN-folded (and equalized) if the recipe says so; its current
   // weights and biases are the float ones.
-  PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options, RecipeInputs recipe = {});
+  PostTrainingQuantizer(models::ClassifierImpl& model, const QuantOptions& options, const RecipeInputs& recipe = {});
 
   // Observes every point on `batches` (normalized, on the model's device) and keeps the ranges
   // as a new calibration draw (and the images, when the recipe learns from them); returns its index.
@@ -98,7 +98,6 @@ class PostTrainingQuantizer {
   // Whether layer_weights differ by draw (AdaRound, empirical bias correction).
   bool weights_depend_on_draw() const { return options_.weights_use_calibration(); }
   const RecipeCost& recipe_cost() const { return cost_; }
-  const QuantOptions& options() const { return options_; }
 
   // Quantization step δ per output channel of each layer (0 where it stays float), and per
   // point with the ranges of `draw` (0 where it stays float).
@@ -119,7 +118,7 @@ class PostTrainingQuantizer {
 
   models::ClassifierImpl& model_;
   QuantOptions options_;
-  RecipeInputs recipe_;
+  uint64_t recipe_seed_;
   std::vector<torch::Tensor> float_weights_;
   std::vector<torch::Tensor> float_biases_;
   std::vector<torch::Tensor> expected_inputs_;  // per layer, E[input] per input feature, or undefined

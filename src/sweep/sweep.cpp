@@ -71,7 +71,7 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
     prepared.equalize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
-  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant, std::move(recipe));
+  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant, recipe);
   for (int64_t draw = 0; draw < draws; ++draw)
     prepared.quantizer->calibrate(quant::calibration_batches(splits, config.quant.calibration_samples(),
                                                              static_cast<uint64_t>(config.seed), batch, device, draw));
