@@ -11,6 +11,7 @@
 
 #include "bench/bench.h"
 #include "config/config.h"
+#include "config/reference.h"
 #include "console_observer.h"
 #include "data/datasets.h"
 #include "evaluation/evaluate.h"
@@ -79,7 +80,7 @@ CLI::Validator one_of(const util::Names<E, N>& names) {
 }
 
 void add_config_flags(CLI::App* command, ConfigFlags& flags) {
-  command->add_option("--config", flags.config_file, "experiment config (YAML)")->group("Config");
+  command->add_option("--config", flags.config_file, "run config (YAML, e.g. configs/cifar10_resnet20.yaml)")->group("Config");
   command->add_option("--set", flags.overrides, "override a config value, e.g. --set train.lr=0.05 (repeatable)")
       ->group("Config")
       ->take_all();
@@ -236,6 +237,22 @@ struct RunCommand {
   int64_t threads = 0;  // 0: each config's own
   std::vector<int64_t> seeds;  // empty: all of the file's
 };
+
+struct ConfigCommand {
+  bool defaults = false;
+  std::string config_file;
+  std::vector<std::string> overrides;
+};
+
+// Prints a config with every default filled in: the reference (--defaults), or a file's.
+int run_config(const ConfigCommand& command) {
+  if (command.defaults == !command.config_file.empty())
+    throw UsageError("config: give exactly one of --defaults or --config FILE");
+  if (command.defaults && !command.overrides.empty()) throw UsageError("config: --set applies to --config FILE");
+  std::cout << (command.defaults ? config::annotated_defaults()
+                                 : config::to_yaml(config::load_config(command.config_file, command.overrides)));
+  return 0;
+}
 
 int run_experiment(const RunCommand& command) {
   auto experiment = experiment::load_experiment(command.experiment_file, command.results_root);
@@ -406,6 +423,16 @@ CLI::App* add_bench_command(CLI::App& app, BenchCommand& command) {
   return sub;
 }
 
+CLI::App* add_config_command(CLI::App& app, ConfigCommand& command) {
+  auto* sub = app.add_subcommand("config", "print a config with every default filled in, or the reference of every key");
+  sub->add_flag("--defaults", command.defaults, "every key with its default and a one-line meaning")->group("Config");
+  sub->add_option("--config", command.config_file, "validate this config and print it resolved")->group("Config");
+  sub->add_option("--set", command.overrides, "override a config value, e.g. --set train.lr=0.05 (repeatable)")
+      ->group("Config")
+      ->take_all();
+  return sub;
+}
+
 CLI::App* add_import_command(CLI::App& app, io::TorchvisionImport& command) {
   command.model = "resnet18";
   auto* sub = app.add_subcommand(
@@ -424,7 +451,8 @@ CLI::App* add_import_command(CLI::App& app, io::TorchvisionImport& command) {
 
 int main(int argc, char** argv) {
   util::configure_allocator();
-  CLI::App app{"qrobust: train networks that stay accurate under post-training quantization, and measure it"};
+  // Named, so that help reads the same however the binary was invoked (docs/reference/cli.md).
+  CLI::App app{"qrobust: train networks that stay accurate under post-training quantization, and measure it", "qrobust"};
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "print version, git SHA and LibTorch version");
@@ -441,6 +469,8 @@ int main(int argc, char** argv) {
   auto* run_app = add_run_command(app, run_command);
   BenchCommand bench_command;
   auto* bench_app = add_bench_command(app, bench_command);
+  ConfigCommand config_command;
+  auto* config_app = add_config_command(app, config_command);
   io::TorchvisionImport import_request;
   auto* import_app = add_import_command(app, import_request);
 
@@ -475,6 +505,7 @@ int main(int argc, char** argv) {
     if (sensitivity_app->parsed()) return run_sensitivity(sensitivity_command);
     if (run_app->parsed()) return run_experiment(run_command);
     if (import_app->parsed()) return run_import(import_request);
+    if (config_app->parsed()) return run_config(config_command);
     std::cout << app.help() << std::endl;
     return 2;
   } catch (const UsageError& e) {

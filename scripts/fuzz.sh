@@ -5,7 +5,7 @@
 # the tests make (tests tagged [corpus], run with QROBUST_FUZZ_CORPUS). Prints executions, coverage
 # and crashes per harness; exits 1 if any harness found a crash, leaving the input under
 # build-fuzz/artifacts/<harness>/ (make it a regression test, fix, rerun).
-#   scripts/fuzz.sh 600                   # the README's 10-minute run
+#   scripts/fuzz.sh 600                   # docs/reliability.md's 10-minute run
 #   HARNESSES="pickle checkpoint" scripts/fuzz.sh 30
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

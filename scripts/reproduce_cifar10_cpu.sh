@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's CIFAR-10 question on a 2-core CPU, seeded and late-branching (README, "CIFAR-10:
+# The paper's CIFAR-10 question on a 2-core CPU, seeded and late-branching (docs/results.md, "CIFAR-10:
 # does the claim hold?"), for ResNet-20 and the VGG-like at width 32:
 #   1. experiments/cifar10_{resnet20,vgg_like}_lambda.yaml: lambda of grad-l1 on the val split,
 #      seed 1 (about an hour each);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what qrobust needs from Debian's packages (when run as root) and builds it in build/.
+# Installs what qrobust needs from Debian's packages (when run as root) and builds build/qrobust
+# (only the binary: scripts/test.sh builds the test suite).
 # Usage: scripts/setup.sh [extra cmake arguments, e.g. -DCMAKE_PREFIX_PATH=/opt/libtorch]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,5 +14,5 @@ packages=(g++ cmake make git pkg-config libtorch-dev libcli11-dev libyaml-cpp-de
 scripts/install_packages.sh "${packages[@]}"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build --target qrobust -j"$(nproc)"
 echo "built build/qrobust"

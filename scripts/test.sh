@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
+cmake --build build -j"$(nproc)"
 # The Python interop tests (Python's torch.load and torchvision reading qrobust checkpoints, a
 # torchrun launch) need Debian's torch; where it cannot be installed they skip with a warning.
 scripts/install_packages.sh python3-torch python3-torchvision || echo "the Python interop tests will be skipped"

@@ -21,9 +21,9 @@ set bars small
 set title 'fashion_mnist_quick: all_layers, test split, mean ± std over seeds' noenhanced
 set terminal svg size 800,450 noenhanced
 set output 'results/fashion_mnist_quick/plot_all_layers.svg.tmp'
-plot 'results/fashion_mnist_quick/plot_all_layers.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_all_layers.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 set output
 set terminal pngcairo size 800,450 noenhanced
 set output 'results/fashion_mnist_quick/plot_all_layers.png.tmp'
-plot 'results/fashion_mnist_quick/plot_all_layers.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' using 0:6:7 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_all_layers.dat' using 0:2:3:xtic(1) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' using 0:4:5 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 set output

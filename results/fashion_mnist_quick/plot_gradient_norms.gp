@@ -21,17 +21,17 @@ set terminal svg size 800,450 noenhanced
 set output 'results/fashion_mnist_quick/plot_gradient_norms.svg.tmp'
 set multiplot layout 1,2 title 'fashion_mnist_quick: gradient l1 norms on the probe batch, last epoch' noenhanced
 set title '|dCE/dW_l|_1 per layer' noenhanced
-plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 0 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' index 0 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' index 0 using 1:7:8 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 0 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' index 0 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 set title '|dCE/da_l|_1 per point' noenhanced
-plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 1 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' index 1 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' index 1 using 1:7:8 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 1 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' index 1 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 unset multiplot
 set output
 set terminal pngcairo size 800,450 noenhanced
 set output 'results/fashion_mnist_quick/plot_gradient_norms.png.tmp'
 set multiplot layout 1,2 title 'fashion_mnist_quick: gradient l1 norms on the probe batch, last epoch' noenhanced
 set title '|dCE/dW_l|_1 per layer' noenhanced
-plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 0 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' index 0 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' index 0 using 1:7:8 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 0 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' index 0 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 set title '|dCE/da_l|_1 per point' noenhanced
-plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 1 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'baseline', '' index 1 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'none', '' index 1 using 1:7:8 with yerrorlines lt 3 lw 2 pt 7 title 'grad_l1'
+plot 'results/fashion_mnist_quick/plot_gradient_norms.dat' index 1 using 1:3:4:xtic(2) with yerrorlines lt 1 lw 2 pt 5 title 'none', '' index 1 using 1:5:6 with yerrorlines lt 2 lw 2 pt 6 title 'grad_l1'
 unset multiplot
 set output

@@ -23,7 +23,7 @@ enum class FirstLast { kQuantize, kInt8, kFloat };
 inline constexpr util::Names<FirstLast, 3> kFirstLastNames{
     {{FirstLast::kQuantize, "quantize"}, {FirstLast::kInt8, "int8"}, {FirstLast::kFloat, "float"}}};
 
-// Bias correction after weight rounding (quant/recipe.h): none; empirical, from the mean output
+// Bias correction after weight rounding (quant/bias_correction.h): none; empirical, from the mean output
 // error on the calibration images; analytical, from the folded batch norms' statistics.
 enum class BiasCorrection { kNone, kEmpirical, kAnalytical };
 inline constexpr util::Names<BiasCorrection, 3> kBiasCorrectionNames{{{BiasCorrection::kNone, "none"},

@@ -19,7 +19,7 @@
 // passes. On ReLU networks the finite difference does not converge to the exact value as h→0
 // (it sees the curvature of the kinks the step crosses).
 //
-// Amortized gradient-norm penalties (README, "Benchmarks and performance"):
+// Amortized gradient-norm penalties (docs/benchmarks.md):
 //   every: k      the penalized step on steps 0, k, 2k, ... of each epoch with λ scaled by k,
 //                 the plain step in between. Summed over k steps, the penalty's gradient is k
 //                 times one step's, as with every step, but taken at one point of those k

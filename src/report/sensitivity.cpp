@@ -90,11 +90,19 @@ void write_sensitivity_table(const std::string& experiment, const std::vector<Se
   std::map<std::string, std::vector<std::string>> elements;
   std::map<std::string, std::map<std::string, std::map<std::string, Figures>>> figures;
   std::map<std::string, nlohmann::json> headers;
+  // quantizer -> variant -> per-seed accuracy in float and with everything quantized.
+  struct WholeModel {
+    std::vector<double> fp32, all;
+  };
+  std::map<std::string, std::map<std::string, WholeModel>> whole;
   for (const auto& entry : entries) {
     if (std::find(quantizers.begin(), quantizers.end(), entry.quantizer) == quantizers.end())
       quantizers.push_back(entry.quantizer);
     if (std::find(variants.begin(), variants.end(), entry.variant) == variants.end()) variants.push_back(entry.variant);
     headers[entry.quantizer] = entry.sensitivity.at("header");
+    auto& w = whole[entry.quantizer][entry.variant];
+    w.fp32.push_back(entry.sensitivity.at("fp32").at("accuracy").get<double>());
+    w.all.push_back(entry.sensitivity.at("all").at("accuracy").get<double>());
     auto& names = elements[entry.quantizer];
     for (const auto& row : entry.sensitivity.at("rows")) {
       const auto element = (row.at("kind") == "weights" ? "W " : "a ") + row.at("name").get<std::string>();
@@ -113,7 +121,28 @@ void write_sensitivity_table(const std::string& experiment, const std::vector<Se
   for (const auto& quantizer : quantizers) {
     const auto& h = headers[quantizer];
     md << "\n## " << quantizer << " at " << h.at("bits") << " bits, " << h.at("split").get<std::string>()
-       << " split (first/last layer " << h.at("first_last").get<std::string>() << ")\n\n| element |";
+       << " split (first/last layer " << h.at("first_last").get<std::string>() << ")\n\n";
+    // Per variant: the element most fragile by itself (lowest one-in accuracy) and the one
+    // whose float copy recovers the most (highest one-out accuracy).
+    for (const auto& v : variants) {
+      if (!whole[quantizer].count(v)) continue;
+      std::string fragile, recovering;
+      double lowest_in = 101, highest_out = -1;
+      for (const auto& element : elements[quantizer]) {
+        auto found = figures[quantizer][element].find(v);
+        if (found == figures[quantizer][element].end()) continue;
+        const double in = stats::summarize(found->second.one_in).mean, out = stats::summarize(found->second.one_out).mean;
+        if (in < lowest_in) lowest_in = in, fragile = element;
+        if (out > highest_out) highest_out = out, recovering = element;
+      }
+      const auto& w = whole[quantizer][v];
+      md << "- " << v << ": float " << mean_std(w.fp32, 2) << " %, everything quantized " << mean_std(w.all, 2)
+         << " %. Most fragile alone: **" << fragile << "** (only it quantized: "
+         << mean_std(figures[quantizer][fragile][v].one_in, 2) << " %). Left float, **" << recovering
+         << "** recovers the most (everything else quantized: " << mean_std(figures[quantizer][recovering][v].one_out, 2)
+         << " %).\n";
+    }
+    md << "\n| element |";
     for (const auto& v : variants) md << " " << v << ": one in | " << v << ": one out | " << v << ": bound |";
     md << "\n| --- |";
     for (size_t i = 0; i < variants.size(); ++i) md << " --- | --- | --- |";
