@@ -1,6 +1,10 @@
 #include "test_support.h"
 
+#include <sys/wait.h>
 #include <zlib.h>
+
+#include <array>
+#include <cstdio>
 
 #include <cstdlib>
 #include <filesystem>
@@ -113,6 +117,15 @@ const std::vector<ShippedModel>& shipped_models() {
                                                    {"resnet18", 8}, {"resnet50", 8},  {"vgg_like", 8},
                                                    {"vgg11_bn", 8}, {"vgg16_bn", 8}};
   return models;
+}
+
+CommandResult run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
 }  // namespace qrobust::testing

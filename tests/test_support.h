@@ -44,6 +44,13 @@ struct ShippedModel {
 };
 const std::vector<ShippedModel>& shipped_models();
 
+// A shell command's exit code and its stdout and stderr together.
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
 // A small, fast experiment on the CIFAR files in `data_dir`: resnet8 of width 4.
 config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs);
 

@@ -2,10 +2,6 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include <array>
-#include <cstdio>
-#include <sys/wait.h>
-
 #include "test_support.h"
 #include "train/trainer.h"
 #include "util/atomic_file.h"
@@ -14,19 +10,8 @@
 using namespace qrobust;
 
 namespace {
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& arguments) {
-  const std::string command = std::string(QROBUST_BINARY) + " " + arguments + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+testing::CommandResult run(const std::string& arguments) {
+  return testing::run_command(std::string(QROBUST_BINARY) + " " + arguments);
 }
 
 int count_lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }

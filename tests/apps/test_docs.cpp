@@ -4,14 +4,11 @@
 // (scripts/update_reference.sh) is what the binary prints today.
 #include <catch2/catch.hpp>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sstream>
 
 #include "config/config.h"
 #include "experiment/experiment.h"
@@ -25,15 +22,7 @@ namespace {
 
 const fs::path kSource = QROBUST_SOURCE_DIR;
 
-std::string output_of(const std::string& command, int* exit_code = nullptr) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  if (exit_code) *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return output;
-}
+std::string output_of(const std::string& command) { return testing::run_command(command).output; }
 
 // README.md and every Markdown file under docs/, as (path, text).
 std::map<fs::path, std::string> documents() {
@@ -86,28 +75,32 @@ std::set<std::string> anchors_of(const std::string& markdown) {
   return anchors;
 }
 
-// The subcommands and their flags, from the binary's own help.
-std::map<std::string, std::set<std::string>> cli_flags() {
-  std::map<std::string, std::set<std::string>> flags;
-  auto flags_in = [](const std::string& help) {
-    std::set<std::string> found;
-    static const std::regex flag("--[a-z][a-z0-9-]*");
-    for (auto it = std::sregex_iterator(help.begin(), help.end(), flag); it != std::sregex_iterator(); ++it)
-      found.insert(it->str());
-    return found;
+// Every subcommand's help ("" for the top level's), from the binary itself.
+std::map<std::string, std::string> help_texts() {
+  auto help_of = [](const std::string& sub) {
+    return output_of(std::string(QROBUST_BINARY) + (sub.empty() ? "" : " " + sub) + " --help");
   };
-  const std::string top = output_of(std::string(QROBUST_BINARY) + " --help");
-  flags[""] = flags_in(top);
-  const auto listing = top.find("Subcommands:");
+  std::map<std::string, std::string> help{{"", help_of("")}};
+  const auto listing = help[""].find("Subcommands:");
   REQUIRE(listing != std::string::npos);
-  std::istringstream lines(top.substr(listing));
+  std::istringstream lines(help[""].substr(listing));
   std::string line;
   std::getline(lines, line);
   while (std::getline(lines, line)) {
     std::istringstream words(line);
     std::string name;
-    if (words >> name) flags[name] = flags_in(output_of(std::string(QROBUST_BINARY) + " " + name + " --help"));
+    if (words >> name) help[name] = help_of(name);
   }
+  return help;
+}
+
+// The subcommands and the flags their help names.
+std::map<std::string, std::set<std::string>> cli_flags() {
+  std::map<std::string, std::set<std::string>> flags;
+  static const std::regex flag("--[a-z][a-z0-9-]*");
+  for (const auto& [sub, help] : help_texts())
+    for (auto it = std::sregex_iterator(help.begin(), help.end(), flag); it != std::sregex_iterator(); ++it)
+      flags[sub].insert(it->str());
   return flags;
 }
 
@@ -195,8 +188,7 @@ TEST_CASE("every flag in the help has a one-line meaning") {
   // long option column on the next line, indented.
   static const std::regex same_line("^  -\\S*(?: \\S+)*\\s{2,}\\S");
   static const std::regex next_line("^\\s{20,}\\S");
-  for (const auto& [sub, unused] : cli_flags()) {
-    const std::string help = output_of(std::string(QROBUST_BINARY) + " " + sub + " --help");
+  for (const auto& [sub, help] : help_texts()) {
     std::vector<std::string> lines;
     std::istringstream stream(help);
     for (std::string line; std::getline(stream, line);) lines.push_back(line);
@@ -211,11 +203,10 @@ TEST_CASE("every flag in the help has a one-line meaning") {
 
 TEST_CASE("the generated reference in docs/reference is what the binary prints") {
   testing::TempDir out;
-  int exit_code = -1;
-  const auto log = output_of((kSource / "scripts/update_reference.sh").string() + " " + QROBUST_BINARY + " " + out.path(),
-                             &exit_code);
-  INFO(log);
-  REQUIRE(exit_code == 0);
+  const auto result =
+      testing::run_command((kSource / "scripts/update_reference.sh").string() + " " + QROBUST_BINARY + " " + out.path());
+  INFO(result.output);
+  REQUIRE(result.exit_code == 0);
   for (const char* name : {"config.md", "cli.md"}) {
     INFO("docs/reference/" << name << " is out of date: run scripts/update_reference.sh and commit it");
     CHECK(util::read_file(out.file(name)) == util::read_file((kSource / "docs/reference" / name).string()));
