@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -136,8 +137,8 @@ std::string annotated_defaults() {
   for (const auto& text : showcase_configs())
     for (const auto& [key, value] : resolved_keys(text)) values.emplace(key, value);
   const auto defaults = resolved_keys(showcase_configs().front());
-  std::map<std::string, bool> in_defaults;
-  for (const auto& entry : defaults) in_defaults[entry.first] = true;
+  std::set<std::string> in_defaults;
+  for (const auto& entry : defaults) in_defaults.insert(entry.first);
 
   std::ostringstream out;
   auto line = [&](const std::string& text, const std::string& meaning) {
