@@ -18,14 +18,17 @@
 #include "experiment/experiment.h"
 #include "io/checkpoint.h"
 #include "io/torchvision_import.h"
+#include "mixed_precision/search.h"
 #include "models/registry.h"
 #include "parallel/data_parallel.h"
 #include "quant/quantizer.h"
+#include "report/mixed_precision.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "sweep/sensitivity.h"
 #include "sweep/sweep.h"
 #include "train/trainer.h"
+#include "util/atomic_file.h"
 #include "util/directory_lock.h"
 #include "util/errors.h"
 #include "util/provenance.h"
@@ -187,11 +190,30 @@ struct SweepCommand {
   std::string run_dir;
   std::string checkpoint;
   std::string out;
+  std::string plan_file;  // evaluate this plan instead of a grid
   sweep::SweepOptions options;
 };
 
+// `sweep-bits --plan FILE`: one saved bit plan instead of a grid.
+int run_plan_sweep(const SweepCommand& command, const std::string& checkpoint) {
+  if (command.options.parallel) throw UsageError("sweep-bits --plan runs as one process");
+  const auto config = config_for_checkpoint(checkpoint, command.config);
+  const auto out = output_path(command.out, command.run_dir, checkpoint,
+                               std::filesystem::path(command.plan_file).stem().string() + "_plan.json", "plan");
+  auto result = mixed_precision::run_plan(config, checkpoint, command.plan_file, command.options.split,
+                                          command.options.calibration_draws);
+  const auto lock = lock_output_folder(out, "qrobust sweep-bits");
+  util::write_file_atomically(out, result.dump(2) + "\n");
+  const auto& plan = result.at("plan");
+  spdlog::info("plan {}: accuracy {:.2f}% (float {:.2f}%), {:.3f} average weight bits -> {}", command.plan_file,
+               plan.at("accuracy").get<double>(), result.at("fp32").at("accuracy").get<double>(),
+               plan.at("average_weight_bits").get<double>(), out);
+  return 0;
+}
+
 int run_sweep(const SweepCommand& command) {
   const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "sweep-bits");
+  if (!command.plan_file.empty()) return run_plan_sweep(command, checkpoint);
   sweep::grid(command.options);  // bad bit lists fail before any work
   const auto config = config_for_checkpoint(checkpoint, command.config);
   const auto out = output_path(command.out, command.run_dir, checkpoint, "sweep.json", "sweep");
@@ -227,6 +249,31 @@ int run_sensitivity(const SensitivityCommand& command) {
   report::write_sensitivity(result, out, warning);
   if (!warning.empty()) spdlog::warn("{}", warning);
   spdlog::info("wrote {} (+ .md, .csv and a chart)", out);
+  return 0;
+}
+
+struct MixedPrecisionCommand {
+  ConfigFlags config;
+  std::string run_dir;
+  std::string checkpoint;
+  std::string out;
+  mixed_precision::SearchRequest request;
+};
+
+int run_mixed_precision(const MixedPrecisionCommand& command) {
+  const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "mixed-precision");
+  const auto config = config_for_checkpoint(checkpoint, command.config);
+  const auto out = output_path(command.out, command.run_dir, checkpoint, "mixed_precision.json", "mixed_precision");
+  const auto lock = lock_output_folder(out, "qrobust mixed-precision");
+  auto request = command.request;
+  request.stop = &g_stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  const auto result = mixed_precision::run_mixed_precision(config, checkpoint, request);
+  std::string warning;
+  report::write_mixed_precision(result, out, warning);
+  if (!warning.empty()) spdlog::warn("{}", warning);
+  spdlog::info("wrote {} (+ .md, .csv, the plans and a Pareto chart)", out);
   return 0;
 }
 
@@ -336,7 +383,26 @@ CLI::App* add_sweep_command(CLI::App& app, SweepCommand& command) {
   sub->add_option("--calibration-draws", command.options.calibration_draws,
                         "independent seeded calibration samples; rows report mean, std, min and max (default 1)")
       ->group("Grid");
+  sub->add_option("--plan", command.plan_file,
+                  "evaluate this bit plan file (from mixed-precision) instead of a grid; writes RUN/<plan>_plan.json")
+      ->group("Grid");
   sub->add_option("--out", command.out, "output JSON (default: RUN/sweep.json); .md and .csv go beside it")
+      ->group("Output");
+  add_config_flags(sub, command.config);
+  return sub;
+}
+
+CLI::App* add_mixed_precision_command(CLI::App& app, MixedPrecisionCommand& command) {
+  auto* sub = app.add_subcommand(
+      "mixed-precision", "per-layer bit-widths under size or bit-operation budgets, by each criterion, against uniform");
+  sub->add_option("--run", command.run_dir, "run directory")->group("Model");
+  sub->add_option("--checkpoint", command.checkpoint, "checkpoint file")->group("Model");
+  sub->add_option("--draws", command.request.calibration_draws,
+                  "calibration draws each plan is evaluated with (default 1)")
+      ->check(CLI::PositiveNumber)
+      ->group("Evaluation");
+  sub->add_option("--out", command.out,
+                  "output JSON (default: RUN/mixed_precision.json); .md, .csv, the plans and a chart go beside it")
       ->group("Output");
   add_config_flags(sub, command.config);
   return sub;
@@ -465,6 +531,8 @@ int main(int argc, char** argv) {
   auto* sweep_app = add_sweep_command(app, sweep_command);
   SensitivityCommand sensitivity_command;
   auto* sensitivity_app = add_sensitivity_command(app, sensitivity_command);
+  MixedPrecisionCommand mixed_precision_command;
+  auto* mixed_precision_app = add_mixed_precision_command(app, mixed_precision_command);
   RunCommand run_command;
   auto* run_app = add_run_command(app, run_command);
   BenchCommand bench_command;
@@ -503,6 +571,7 @@ int main(int argc, char** argv) {
     if (bench_app->parsed()) return run_bench(bench_command);
     if (sweep_app->parsed()) return run_sweep(sweep_command);
     if (sensitivity_app->parsed()) return run_sensitivity(sensitivity_command);
+    if (mixed_precision_app->parsed()) return run_mixed_precision(mixed_precision_command);
     if (run_app->parsed()) return run_experiment(run_command);
     if (import_app->parsed()) return run_import(import_request);
     if (config_app->parsed()) return run_config(config_command);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes every file reader qrobust has with libFuzzer, under AddressSanitizer and UBSan, for
 # SECONDS each (default 60): the unpickler, the checkpoint loader (zip, pickle, tensors), the IDX
-# and CIFAR-10 readers, the config loader and the JPEG decoder (fuzz/). The seed corpora are files
+# and CIFAR-10 readers, the config loader, the JPEG decoder and the bit plan reader (fuzz/). The seed corpora are files
 # the tests make (tests tagged [corpus], run with QROBUST_FUZZ_CORPUS). Prints executions, coverage
 # and crashes per harness; exits 1 if any harness found a crash, leaving the input under
 # build-fuzz/artifacts/<harness>/ (make it a regression test, fix, rerun).
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-60}"
-harnesses=(${HARNESSES:-pickle checkpoint idx cifar10 config jpeg})
+harnesses=(${HARNESSES:-pickle checkpoint idx cifar10 config jpeg bit_plan})
 [[ -x build/qrobust_tests ]] || scripts/setup.sh
 scripts/install_packages.sh clang
 cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQROBUST_FUZZ=ON > /dev/null

@@ -1,4 +1,5 @@
 #include "test_support.h"
+#include "train/trainer.h"
 
 #include <sys/wait.h>
 #include <zlib.h>
@@ -110,6 +111,16 @@ config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs
   c.train.lr = 0.05;
   c.train.schedule = config::Schedule::kCosine;
   return c;
+}
+
+TrainedTinyRun::TrainedTinyRun(int64_t epochs, const std::function<void(config::ExperimentConfig&)>& adjust) {
+  write_cifar10(data.path(), 48);
+  config = tiny_config(data.path(), epochs);
+  if (adjust) adjust(config);
+  train::TrainOptions options;
+  options.run_dir = runs.file("run");
+  train::train(config, options);
+  checkpoint = train::checkpoint_path(options.run_dir);
 }
 
 const std::vector<ShippedModel>& shipped_models() {

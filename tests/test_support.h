@@ -2,6 +2,7 @@
 // Helpers shared by the tests: scratch directories and small generated data files.
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -53,5 +54,14 @@ CommandResult run_command(const std::string& command);
 
 // A small, fast experiment on the CIFAR files in `data_dir`: resnet8 of width 4.
 config::ExperimentConfig tiny_config(const std::string& data_dir, int64_t epochs);
+
+// tiny_config trained for `epochs` on 6 x 48 generated CIFAR images, after `adjust` changed
+// its config (val split, calibration samples, ...): the config and the checkpoint.
+struct TrainedTinyRun {
+  TempDir data, runs;
+  config::ExperimentConfig config;
+  std::string checkpoint;
+  explicit TrainedTinyRun(int64_t epochs, const std::function<void(config::ExperimentConfig&)>& adjust = {});
+};
 
 }  // namespace qrobust::testing

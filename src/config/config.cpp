@@ -164,6 +164,7 @@ ExperimentConfig parse_config(const std::string& yaml_text, const std::string& s
   c.regularizer = RegularizerSettings::read(s.section("regularizer"), c.train.epochs, c.data.batch_size);
   c.quant = QuantSettings::read(s.section("quant"));
   c.quant_aware = read_quant_aware(s.section("quant_aware"), c.regularizer);
+  c.mixed_precision = MixedPrecisionSettings::read(s.section("mixed_precision"));
   s.finish();
   return c;
 }
@@ -222,6 +223,8 @@ std::string to_yaml(const ExperimentConfig& c) {
   out << YAML::Key << "quant_aware" << YAML::Value << YAML::BeginMap
       << YAML::Key << "weight_bits" << YAML::Value << c.quant_aware.weight_bits
       << YAML::Key << "act_bits" << YAML::Value << c.quant_aware.act_bits << YAML::EndMap;
+  out << YAML::Key << "mixed_precision" << YAML::Value;
+  c.mixed_precision.write(out);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/mixed_precision_settings.h"
 #include "config/quant_settings.h"
 #include "config/regularizer_settings.h"
 #include "config/yaml_reader.h"
@@ -84,6 +85,7 @@ struct ExperimentConfig {
   RegularizerSettings regularizer;  // the penalty added to cross-entropy (regularize/regularizer.h)
   QuantSettings quant;  // post-training quantization (quant/); also the quantizers quant_aware trains with
   QuantAwareConfig quant_aware;
+  MixedPrecisionSettings mixed_precision;  // per-layer bit allocation under a budget (mixed_precision/)
 };
 
 // Reads and validates `path`, applying "key.path=value" overrides first.

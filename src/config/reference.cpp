@@ -115,6 +115,15 @@ const std::vector<KeyDoc>& key_docs() {
         {"quant.adaround.learning_rate", "Adam's learning rate on V", adaround},
         {"quant_aware.weight_bits", "quantization-aware (STE) training at these weight bits (32: float)", ""},
         {"quant_aware.act_bits", "... and activation bits; both 32: off", ""},
+        {"mixed_precision.criteria", "how `qrobust mixed-precision` predicts each element's damage: " +
+                                         choices(mixed_precision::kCriterionNames), ""},
+        {"mixed_precision.weight_bits", "candidate bit-widths of every layer's weights (32: float)", ""},
+        {"mixed_precision.act_bits", "candidate bit-widths of every activation point (32: float)", ""},
+        {"mixed_precision.axis", "what a budget limits: weight size or bit operations: " +
+                                     choices(mixed_precision::kBudgetAxisNames), ""},
+        {"mixed_precision.budgets", "average bits per weight (size), or weight x activation bits per MAC (bops)", ""},
+        {"mixed_precision.score_images", "val images the criteria score elements on", ""},
+        {"mixed_precision.hutchinson_samples", "Rademacher probes per batch of the hessian_trace criterion", ""},
     };
   }();
   return docs;

@@ -244,6 +244,26 @@ std::vector<int64_t> YamlSection::integers(const std::string& key, const std::ve
   return out;
 }
 
+std::vector<double> YamlSection::numbers(const std::string& key, const std::vector<double>& fallback) {
+  read_.insert(key);
+  if (!has(key)) return fallback;
+  const YAML::Node value = node_[key];
+  if (!value.IsSequence()) fail(key, "expected a list of numbers, got " + describe(value));
+  std::vector<double> out;
+  for (const auto& item : value) {
+    double parsed = 0;
+    try {
+      parsed = item.as<double>();
+    } catch (const YAML::BadConversion&) {
+      fail(key, "expected a list of numbers, got an element " + describe(item));
+    }
+    if (!std::isfinite(parsed) || std::abs(parsed) > std::numeric_limits<float>::max())
+      fail(key, "expected finite numbers within float range, got an element " + describe(item));
+    out.push_back(parsed);
+  }
+  return out;
+}
+
 std::vector<std::string> YamlSection::strings(const std::string& key, const std::vector<std::string>& fallback) {
   read_.insert(key);
   if (!has(key)) return fallback;

@@ -47,6 +47,7 @@ class YamlSection {
   bool boolean(const std::string& key, bool fallback);
   std::string text(const std::string& key, const std::string& fallback);
   std::vector<int64_t> integers(const std::string& key, const std::vector<int64_t>& fallback);
+  std::vector<double> numbers(const std::string& key, const std::vector<double>& fallback);  // finite, float range
   std::vector<std::string> strings(const std::string& key, const std::vector<std::string>& fallback);
   // One of `choices`; anything else is an error listing them.
   std::string choice(const std::string& key, const std::string& fallback, const std::vector<std::string>& choices);

@@ -9,6 +9,8 @@
 #include "experiment/run_state.h"
 #include "models/registry.h"
 #include "report/gradient_norms.h"
+#include "mixed_precision/search.h"
+#include "report/mixed_precision.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "report/table.h"
@@ -27,6 +29,7 @@ std::string resume_hint(const Experiment& e) { return "; run `qrobust run --conf
 nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   std::vector<report::SweepEntry> entries;
   std::vector<report::SensitivityEntry> sensitivities;
+  std::vector<report::MixedPrecisionEntry> searches;
   std::vector<report::GradientNormEntry> gradient_norms;
   auto check_stop = [&](const std::string& what) {
     if (options.stop && options.stop->load()) throw train::TrainingInterrupted("interrupted before " + what + resume_hint(e));
@@ -76,7 +79,10 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
     gradient_norms.push_back({run.name, run.seed, report::last_gradient_norms(train::log_path(run.dir))});
     for (const auto& analysis : analyses_of(e, run)) {
       const std::string& quantizer = analysis.quantizer->name;
-      check_stop((analysis.is_sweep() ? "sweeping " : "the sensitivity analysis of ") + label);
+      const std::string doing = analysis.is_sweep()    ? "sweeping "
+                                : analysis.is_search() ? "the mixed-precision search of "
+                                                       : "the sensitivity analysis of ";
+      check_stop(doing + label);
       auto result = trained_now ? std::nullopt : existing_result(e, analysis, run.dir);
       if (!result) {
         const auto checkpoint = train::checkpoint_path(run.dir);
@@ -87,6 +93,10 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
             auto request = sweep_options(e, analysis);
             request.stop = options.stop;
             result = sweep::run_sweep(analysis.config, checkpoint, request);
+          } else if (analysis.is_search()) {
+            spdlog::info("{}: mixed-precision search {} with quantizer {}", label, analysis.search->name, quantizer);
+            result = mixed_precision::run_mixed_precision(analysis.config, checkpoint,
+                                                          {e.sweep.calibration_draws, true, options.stop});
           } else {
             spdlog::info("{}: sensitivity at {} bits with quantizer {} on the {} split", label, e.sensitivity.bits,
                          quantizer, data::split_name(e.sensitivity.split));
@@ -94,14 +104,15 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
                                             {e.sensitivity.bits, e.sensitivity.split, true, options.stop});
           }
         } catch (const sweep::SweepInterrupted&) {
-          throw train::TrainingInterrupted((analysis.is_sweep() ? "interrupted while sweeping "
-                                                                : "interrupted in the sensitivity analysis of ") +
-                                           label + resume_hint(e));
+          throw train::TrainingInterrupted((analysis.is_sweep() ? "interrupted while " : "interrupted in ") + doing + label +
+                                           resume_hint(e));
         }
         write_result(e, analysis, *result, run.dir);
       }
       if (analysis.is_sweep())
         entries.push_back({run.name, run.seed, quantizer, data::split_name(*analysis.sweep_split), *result});
+      else if (analysis.is_search())
+        searches.push_back({run.name, run.seed, quantizer + ", search " + analysis.search->name, *result});
       else
         sensitivities.push_back({run.name, run.seed, quantizer, *result});
     }
@@ -121,6 +132,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   for (const auto& file : report::write_gradient_norms(e.name, gradient_norms, layers, points, e.dir, warning))
     spdlog::info("wrote {}", file);
   if (!sensitivities.empty()) report::write_sensitivity_table(e.name, sensitivities, e.dir);
+  if (!searches.empty()) report::write_mixed_precision_table(e.name, searches, e.dir);
   if (!warning.empty()) spdlog::warn("{}", warning);
   return table;
 }

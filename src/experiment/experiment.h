@@ -47,6 +47,13 @@
 //     split: test
 //     variants: [none, grad_l1]           # default: every variant
 //     quantizers: [per_tensor]            # default: every quantizer setting
+//   mixed_precision:                      # optional: per-layer bit allocation (mixed_precision/search.h)
+//     variants: [none, grad_l1]           # default: every variant
+//     quantizers: [per_tensor]            # default: every quantizer setting
+//     searches:                           # name: overrides of mixed_precision.*, one search each
+//       a8: {mixed_precision.act_bits: [8]}   # (default: one search, "default", with the config's settings)
+//   Each search writes RUN/mixed_precision_<quantizer>_<search>.* (with sweep.calibration_draws
+//   draws) and RESULTS/NAME/mixed_precision.{json,md} compares it with uniform over seeds.
 #include <atomic>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -83,6 +90,14 @@ struct SensitivityPlan {
   bool covers(const PlannedRun& run, const Overrides& quantizer) const;
 };
 
+struct MixedPrecisionPlan {
+  bool enabled = false;
+  std::vector<std::string> variants;    // empty: every run
+  std::vector<std::string> quantizers;  // empty: every quantizer setting
+  std::vector<Overrides> searches;      // overrides of mixed_precision.*
+  bool covers(const PlannedRun& run, const Overrides& quantizer) const;
+};
+
 struct Experiment {
   std::string name;
   std::string file;
@@ -98,6 +113,7 @@ struct Experiment {
   std::vector<data::Split> splits;
   sweep::SweepOptions sweep;
   SensitivityPlan sensitivity;
+  MixedPrecisionPlan mixed_precision;
 };
 
 // Reads and validates the experiment file and every variant's config (so a bad variant fails
@@ -109,6 +125,8 @@ void select_seeds(Experiment& experiment, const std::vector<int64_t>& seeds);
 
 // The config `run` is swept with under `quantizer`.
 config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& quantizer);
+// ... and searched with under `quantizer` and a mixed-precision search's overrides.
+config::ExperimentConfig search_config(const PlannedRun& run, const Overrides& quantizer, const Overrides& search);
 
 struct RunOptions {
   train::TrainObserver* observer = nullptr;  // optional

@@ -37,12 +37,17 @@ config::ExperimentConfig load_run_config(const std::string& file, const std::str
   }
 }
 
+bool listed(const std::vector<std::string>& names, const std::string& name) {
+  return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
 }  // namespace
 
 bool SensitivityPlan::covers(const PlannedRun& run, const Overrides& quantizer) const {
-  auto listed = [](const std::vector<std::string>& names, const std::string& name) {
-    return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
-  };
+  return enabled && run.swept && listed(variants, run.name) && listed(quantizers, quantizer.name);
+}
+
+bool MixedPrecisionPlan::covers(const PlannedRun& run, const Overrides& quantizer) const {
   return enabled && run.swept && listed(variants, run.name) && listed(quantizers, quantizer.name);
 }
 
@@ -118,6 +123,21 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
   }
   sweep_section.finish();
 
+  // Which variants and quantizer settings an analysis section covers (empty: all).
+  auto read_selection = [&](config::YamlSection& section, std::vector<std::string>& variants_out,
+                            std::vector<std::string>& quantizers_out) {
+    variants_out = section.strings("variants", {});
+    for (const auto& name : variants_out)
+      if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end() &&
+          !(name == "baseline" && shared_baseline))
+        section.fail("variants", "\"" + name + "\" is not one of the variants");
+      else if (name == "baseline" && branch_epoch > 0)
+        section.fail("variants", "the baseline is a trunk the variants branch from (branch_epoch); it is not swept");
+    quantizers_out = section.strings("quantizers", {});
+    for (const auto& name : quantizers_out)
+      if (std::none_of(e.quantizers.begin(), e.quantizers.end(), [&](const Overrides& q) { return q.name == name; }))
+        section.fail("quantizers", "\"" + name + "\" is not one of sweep.quantizers");
+  };
   if (s.has("sensitivity")) {
     auto section = s.section("sensitivity");
     e.sensitivity.enabled = true;
@@ -125,17 +145,23 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
     if (e.sensitivity.bits < 2 || e.sensitivity.bits > 16)
       section.fail("bits", "must be 2..16, got " + std::to_string(e.sensitivity.bits));
     e.sensitivity.split = section.choice("split", data::Split::kTest, data::kEvaluationSplitNames);
-    e.sensitivity.variants = section.strings("variants", {});
-    for (const auto& name : e.sensitivity.variants)
-      if (std::find(variant_names.begin(), variant_names.end(), name) == variant_names.end() &&
-          !(name == "baseline" && shared_baseline))
-        section.fail("variants", "\"" + name + "\" is not one of the variants");
-      else if (name == "baseline" && branch_epoch > 0)
-        section.fail("variants", "the baseline is a trunk the variants branch from (branch_epoch); it is not swept");
-    e.sensitivity.quantizers = section.strings("quantizers", {});
-    for (const auto& name : e.sensitivity.quantizers)
-      if (std::none_of(e.quantizers.begin(), e.quantizers.end(), [&](const Overrides& q) { return q.name == name; }))
-        section.fail("quantizers", "\"" + name + "\" is not one of sweep.quantizers");
+    read_selection(section, e.sensitivity.variants, e.sensitivity.quantizers);
+    section.finish();
+  }
+  if (s.has("mixed_precision")) {
+    auto section = s.section("mixed_precision");
+    e.mixed_precision.enabled = true;
+    read_selection(section, e.mixed_precision.variants, e.mixed_precision.quantizers);
+    auto searches = section.section("searches");
+    for (const auto& name : section.keys("searches")) {
+      check_name(searches, name, name, "search name");
+      auto assignments = searches.assignments(name);
+      for (const auto& a : assignments)
+        if (a.rfind("mixed_precision.", 0) != 0)
+          searches.fail(name, "may only set mixed_precision.* keys, got " + a.substr(0, a.find('=')));
+      e.mixed_precision.searches.push_back({name, assignments});
+    }
+    if (e.mixed_precision.searches.empty()) e.mixed_precision.searches.push_back({"default", {}});
     section.finish();
   }
   s.finish();
@@ -188,12 +214,27 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
                              (e.sensitivity.covers(run, quantizer) && e.sensitivity.split == data::Split::kVal);
       if (needs_val && config.data.val_size == 0)
         throw ConfigError(path + ": the val split is swept but " + run.name + " holds out no validation images (data.val_size)");
+      if (e.mixed_precision.covers(run, quantizer)) {
+        if (config.data.val_size == 0)
+          throw ConfigError(path + ": mixed precision scores on the val split, but " + run.name +
+                            " holds out no validation images (data.val_size)");
+        for (const auto& search : e.mixed_precision.searches) try {
+            search_config(run, quantizer, search);
+          } catch (const ConfigError& error) {
+            throw ConfigError(path + ": mixed-precision search \"" + search.name + "\": " + error.what());
+          }
+      }
     }
   return e;
 }
 
 config::ExperimentConfig sweep_config(const PlannedRun& run, const Overrides& quantizer) {
   return config::parse_config(config::to_yaml(run.config), run.dir + "/config.yaml", quantizer.assignments);
+}
+
+config::ExperimentConfig search_config(const PlannedRun& run, const Overrides& quantizer, const Overrides& search) {
+  return config::parse_config(config::to_yaml(run.config), run.dir + "/config.yaml",
+                              joined(quantizer.assignments, search.assignments));
 }
 
 void select_seeds(Experiment& e, const std::vector<int64_t>& seeds) {

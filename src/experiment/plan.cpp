@@ -56,6 +56,24 @@ double recipe_seconds_per_layer(const config::QuantSettings& quant, const EvalCo
   return seconds;
 }
 
+// A mixed-precision search (mixed_precision/search.h), round-to-nearest: each criterion's passes
+// over the scored val images (a gradient pass about three evaluations, a Hutchinson probe about
+// four), then every uniform configuration and every chosen plan on the test split per draw.
+double search_seconds(const config::ExperimentConfig& config, int64_t draws, const EvalCost& cost, double test_images,
+                      double val_images) {
+  const auto& m = config.mixed_precision;
+  const double scored = std::min(static_cast<double>(m.score_images()), val_images);
+  double scoring = 0;
+  for (const auto criterion : m.criteria()) {
+    if (criterion == mixed_precision::Criterion::kFirstOrder) scoring += 3;
+    if (criterion == mixed_precision::Criterion::kHessianTrace) scoring += 3 + 4.0 * static_cast<double>(m.hutchinson_samples());
+    if (criterion == mixed_precision::Criterion::kMeasured)
+      scoring += 1 + static_cast<double>(cost.layers * m.weight_bits().size() + (cost.elements - cost.layers) * m.act_bits().size());
+  }
+  const double plans = static_cast<double>(m.weight_bits().size() * m.act_bits().size() + m.criteria().size() * m.budgets().size());
+  return (scoring * scored + (plans * static_cast<double>(draws) + 4) * test_images) * cost.seconds_per_image;
+}
+
 // Layers a sweep learns: every layer for each weight bit-width of the grid, per draw where the
 // recipe learns from the calibration images.
 double layers_learned_by_sweep(const config::QuantSettings& quant, const sweep::SweepOptions& grid, const EvalCost& cost) {
@@ -101,6 +119,7 @@ std::string describe_plan(const Experiment& e) {
       << " calibration draws each";
   if (e.sensitivity.enabled)
     out << "; sensitivity at " << e.sensitivity.bits << " bits on the " << data::split_name(e.sensitivity.split) << " split";
+  if (e.mixed_precision.enabled) out << "; " << e.mixed_precision.searches.size() << " mixed-precision searches per run";
   out << "\n";
   // Measurements and split sizes are shared by runs that agree on what they depend on.
   std::map<std::string, double> step_seconds;
@@ -153,7 +172,7 @@ std::string describe_plan(const Experiment& e) {
     };
     // The sweeps and sensitivity analyses to run: all of them after training, else the missing ones.
     struct Analyses {
-      int sweeps = 0, sensitivities = 0;
+      int sweeps = 0, sensitivities = 0, searches = 0;
       double seconds = 0;
       double recipe_seconds = 0;  // of `seconds`: the PTQ recipes' learned steps
     };
@@ -170,6 +189,10 @@ std::string describe_plan(const Experiment& e) {
                                 recipe_seconds_per_layer(analysis.config.quant, cost, splits.train.size());
           pending.seconds += evaluations * images_of(*analysis.sweep_split) * cost.seconds_per_image + recipe;
           pending.recipe_seconds += recipe;
+        } else if (analysis.is_search()) {
+          ++pending.searches;
+          pending.seconds += search_seconds(analysis.config, e.sweep.calibration_draws, cost,
+                                            images_of(data::Split::kTest), images_of(data::Split::kVal));
         } else {
           ++pending.sensitivities;
           // The recipe learns every layer for the whole model, one layer per one-in plan, and the
@@ -228,6 +251,7 @@ std::string describe_plan(const Experiment& e) {
     seconds += pending.seconds;
     out << "; " << pending.sweeps << " sweeps";
     if (e.sensitivity.enabled) out << " and " << pending.sensitivities << " sensitivity analyses";
+    if (e.mixed_precision.enabled) out << " and " << pending.searches << " mixed-precision searches";
     out << " to run; about " << util::format_duration(seconds);
     if (pending.recipe_seconds > 0)
       out << " (PTQ recipes' learned steps about " << util::format_duration(pending.recipe_seconds) << " of it)";

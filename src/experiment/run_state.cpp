@@ -8,6 +8,7 @@
 #include "data/datasets.h"
 #include "io/checkpoint.h"
 #include "models/registry.h"
+#include "report/mixed_precision.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"
 #include "train/schedule.h"
@@ -60,8 +61,24 @@ std::optional<nlohmann::json> existing_sensitivity(const std::string& path, cons
   return doc;
 }
 
+// An existing mixed-precision file answers the current request: same quantizer and search
+// settings, same calibration draws.
+std::optional<nlohmann::json> existing_search(const std::string& path, const config::ExperimentConfig& config,
+                                              int64_t draws) {
+  if (!fs::exists(path)) return std::nullopt;
+  const auto doc = nlohmann::json::parse(util::read_file(path, util::kMaxResultFileBytes), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.contains("plans") || !doc.contains("uniform") || !doc.contains("header")) return std::nullopt;
+  const auto& header = doc.at("header");
+  if (!header.contains("quant") || header.at("quant") != config.quant.to_json() || !header.contains("mixed_precision") ||
+      header.at("mixed_precision") != config.mixed_precision.to_json() || header.value("calibration_draws", int64_t{0}) != draws)
+    return std::nullopt;
+  return doc;
+}
+
 // Where `analysis` of the run in `run_dir` is written.
 std::string result_path(const Experiment& e, const Analysis& analysis, const std::string& run_dir) {
+  if (analysis.is_search())
+    return run_dir + "/mixed_precision_" + analysis.quantizer->name + "_" + analysis.search->name + ".json";
   const auto split = analysis.sweep_split.value_or(e.sensitivity.split);
   return run_dir + (analysis.is_sweep() ? "/sweep_" : "/sensitivity_") + analysis.quantizer->name + "_" +
          data::split_name(split) + ".json";
@@ -93,6 +110,7 @@ std::string computation_of(config::ExperimentConfig config) {
   config.train.branch_from.clear();
   config.threads = 0;
   config.device.clear();
+  config.mixed_precision = {};  // what is searched after training
   return config::to_yaml(config);
 }
 
@@ -106,6 +124,7 @@ std::string fingerprint_key(config::ExperimentConfig config) {
   config.regularizer = {};
   config.quant = {};
   config.quant_aware = {};
+  config.mixed_precision = {};
   return config::to_yaml(config);
 }
 
@@ -118,6 +137,9 @@ std::vector<Analysis> analyses_of(const Experiment& e, const PlannedRun& run) {
     const auto config = sweep_config(run, quantizer);
     for (const auto split : e.splits) analyses.push_back({&quantizer, split, config});
     if (e.sensitivity.covers(run, quantizer)) analyses.push_back({&quantizer, std::nullopt, config});
+    if (e.mixed_precision.covers(run, quantizer))
+      for (const auto& search : e.mixed_precision.searches)
+        analyses.push_back({&quantizer, std::nullopt, search_config(run, quantizer, search), &search});
   }
   return analyses;
 }
@@ -130,6 +152,7 @@ sweep::SweepOptions sweep_options(const Experiment& e, const Analysis& analysis)
 
 std::optional<nlohmann::json> existing_result(const Experiment& e, const Analysis& analysis, const std::string& run_dir) {
   const auto path = result_path(e, analysis, run_dir);
+  if (analysis.is_search()) return existing_search(path, analysis.config, e.sweep.calibration_draws);
   return analysis.is_sweep() ? existing_sweep(path, analysis.config, sweep_options(e, analysis))
                              : existing_sensitivity(path, analysis.config, e.sensitivity);
 }
@@ -138,7 +161,10 @@ void write_result(const Experiment& e, const Analysis& analysis, const nlohmann:
   const auto path = result_path(e, analysis, run_dir);
   if (analysis.is_sweep()) return report::write_sweep(result, path);
   std::string warning;
-  report::write_sensitivity(result, path, warning);
+  if (analysis.is_search())
+    report::write_mixed_precision(result, path, warning);
+  else
+    report::write_sensitivity(result, path, warning);
   if (!warning.empty()) spdlog::warn("{}", warning);
 }
 

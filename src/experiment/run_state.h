@@ -16,13 +16,17 @@
 namespace qrobust::experiment {
 
 // One result file the experiment asks of a run: the sweep with one quantizer setting on one
-// split, or the sensitivity analysis with one quantizer setting. Whatever counts, finds,
-// copies, removes or runs a run's results walks analyses_of.
+// split, the sensitivity analysis with one quantizer setting, or one mixed-precision search
+// with one quantizer setting. Whatever counts, finds, copies, removes or runs a run's results
+// walks analyses_of.
 struct Analysis {
   const Overrides* quantizer;
-  std::optional<data::Split> sweep_split;  // none: the sensitivity analysis
-  config::ExperimentConfig config;         // the run's config with the quantizer's overrides
+  std::optional<data::Split> sweep_split;  // none: the sensitivity analysis or a search
+  config::ExperimentConfig config;         // the run's config with the quantizer's (and search's) overrides
+  const Overrides* search = nullptr;       // the mixed-precision search, if this is one
   bool is_sweep() const { return sweep_split.has_value(); }
+  bool is_search() const { return search != nullptr; }
+  bool is_sensitivity() const { return !is_sweep() && !is_search(); }
 };
 
 std::vector<Analysis> analyses_of(const Experiment& e, const PlannedRun& run);

@@ -6,27 +6,12 @@
 #include <map>
 #include <sstream>
 
+#include "report/format.h"
 #include "report/gnuplot.h"
 #include "stats/summary.h"
 #include "util/atomic_file.h"
 
 namespace qrobust::report {
-
-namespace {
-
-std::string fixed(double value, int digits) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(digits) << value;
-  return out.str();
-}
-
-std::string mean_std(const std::vector<double>& values, int digits) {
-  const auto s = stats::summarize(values);
-  if (s.n < 2) return fixed(s.mean, digits);
-  return fixed(s.mean, digits) + " ± " + fixed(s.std, digits);
-}
-
-}  // namespace
 
 std::vector<std::string> write_sensitivity(const nlohmann::json& doc, const std::string& json_path,
                                            std::string& warning) {

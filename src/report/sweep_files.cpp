@@ -53,6 +53,7 @@ void write_sweep(const nlohmann::json& sweep, const std::string& json_path) {
 void remove_result_files(const std::string& json_path) {
   const auto stem = std::filesystem::path(json_path).replace_extension("").string();
   for (const char* extension : {".json", ".md", ".csv"}) std::filesystem::remove(stem + extension);
+  std::filesystem::remove_all(stem + "_plans");  // a mixed-precision search's plans
   remove_rendering(stem);
 }
 

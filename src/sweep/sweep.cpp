@@ -158,12 +158,11 @@ nlohmann::json rows_in_grid_order(const nlohmann::json& rows, size_t configurati
   return ordered;
 }
 
-// One configuration's figures, averaged over the calibration draws (one evaluation when no
-// activation is quantized: the draws only differ in activation ranges).
-nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits& splits, int64_t eval_batch, int w,
-                                 int a, torch::Device device, bool with_top5) {
+}  // namespace
+
+nlohmann::json plan_row(PreparedModel& prepared, const data::DataSplits& splits, int64_t eval_batch,
+                        const quant::BitPlan& plan, torch::Device device, bool with_top5) {
   auto& quantizer = *prepared.quantizer;
-  const auto plan = quantizer.plan(w, a);
   // The weights are set once, unless the recipe learns them from each draw's images.
   std::optional<quant::WeightQuantizeScope> weights(std::in_place, quantizer, plan.layer_bits, 0);
   const auto weight_steps = quantizer.weight_steps(plan.layer_bits);
@@ -187,10 +186,7 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
   }
   const auto acc = stats::summarize(accuracy);
   const double mean_loss = stats::summarize(loss).mean;
-  nlohmann::json row = {{"config", configuration_label(w, a)},
-                        {"weight_bits", w},
-                        {"act_bits", a},
-                        {"accuracy", acc.mean},
+  nlohmann::json row = {{"accuracy", acc.mean},
                         {"accuracy_std", acc.std},
                         {"accuracy_min", acc.min},
                         {"accuracy_max", acc.max},
@@ -202,8 +198,6 @@ nlohmann::json configuration_row(PreparedModel& prepared, const data::DataSplits
   if (with_top5) row["top5"] = stats::summarize(top5).mean;
   return row;
 }
-
-}  // namespace
 
 nlohmann::json recipe_cost_json(const PreparedModel& prepared) {
   const auto& cost = prepared.quantizer->recipe_cost();
@@ -231,7 +225,11 @@ nlohmann::json sweep_model(models::ClassifierImpl& model, const data::DataSplits
     const auto [w, a] = configurations[k];
     if (options.stop && options.stop->load())
       throw SweepInterrupted("interrupted before configuration " + configuration_label(w, a) + " of the sweep");
-    rows.push_back(configuration_row(prepared, splits, config.data.eval_batch_size, w, a, device, with_top5));
+    auto row = plan_row(prepared, splits, config.data.eval_batch_size, prepared.quantizer->plan(w, a), device, with_top5);
+    row["config"] = configuration_label(w, a);
+    row["weight_bits"] = w;
+    row["act_bits"] = a;
+    rows.push_back(std::move(row));
     if (options.progress) progress.update(static_cast<int64_t>(k + 1), rows.back()["config"].get<std::string>());
   }
   if (options.progress) progress.finish();

@@ -70,6 +70,13 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
                             const config::ExperimentConfig& config, data::Split split, int64_t draws,
                             torch::Device device);
 
+// The figures of `plan` on the prepared split, averaged over the calibration draws (one
+// evaluation when neither activations nor the recipe's weights depend on the draw): accuracy
+// (mean, std, min, max, per draw), loss, KL divergence from the float predictions, the
+// first-order bound and the loss increase. A sweep row is this for a uniform plan.
+nlohmann::json plan_row(PreparedModel& prepared, const data::DataSplits& splits, int64_t eval_batch,
+                        const quant::BitPlan& plan, torch::Device device, bool with_top5);
+
 // Seconds each recipe step took so far (equalization, capturing layer inputs, AdaRound, bias
 // correction) and how many layers were learned: the `recipe_cost` of result headers.
 nlohmann::json recipe_cost_json(const PreparedModel& prepared);

@@ -56,10 +56,12 @@ void append_line(const std::string& path, const std::string& line) {
   if (!out) throw RuntimeFailure(path + ": cannot append");
 }
 
-// Equal configs up to where the run executes (threads, device), which may change on resume.
+// Equal configs up to where the run executes (threads, device), which may change on resume, and
+// the mixed-precision search, which training does not read.
 bool same_experiment(config::ExperimentConfig saved, const config::ExperimentConfig& requested) {
   saved.threads = requested.threads;
   saved.device = requested.device;
+  saved.mixed_precision = requested.mixed_precision;
   return config::to_yaml(saved) == config::to_yaml(requested);
 }
 

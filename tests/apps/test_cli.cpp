@@ -126,6 +126,41 @@ TEST_CASE("train then eval on a small data set, a missing data file is a runtime
   CHECK(std::filesystem::exists(dir.file("run/sensitivity_w4_test.md")));
   CHECK(std::filesystem::exists(dir.file("run/sensitivity_w4_test.csv")));
 
+  // mixed-precision: without a val split, or with a budget no plan fits, exit 2 and write nothing;
+  // a good search writes its tables and plans, and sweep-bits --plan evaluates a plan it wrote.
+  const std::string search = "mixed-precision --run " + dir.file("run") + " --set quant.calibration_samples=16";
+  const std::string small_search = " --set data.val_size=16 --set 'mixed_precision.criteria=[first_order]'"
+                                   " --set 'mixed_precision.weight_bits=[8,4]' --set 'mixed_precision.budgets=[6,4]'";
+  for (const auto& bad : {std::string(""), small_search + " --set 'mixed_precision.budgets=[3]'", std::string(" --draws 0")}) {
+    const auto r = run(search + bad);
+    INFO(bad << ": " << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.output) == 1);
+    CHECK_FALSE(std::filesystem::exists(dir.file("run/mixed_precision.json")));
+  }
+  const auto searched = run(search + small_search);
+  INFO(searched.output);
+  REQUIRE(searched.exit_code == 0);
+  CHECK(nlohmann::json::parse(util::read_file(dir.file("run/mixed_precision.json")))["plans"].size() == 2);
+  CHECK(std::filesystem::exists(dir.file("run/mixed_precision.md")));
+  const auto plan_file = dir.file("run/mixed_precision_plans/first_order_4.json");
+  REQUIRE(std::filesystem::exists(plan_file));
+  const auto planned = run("sweep-bits --run " + dir.file("run") + " --plan " + plan_file + " --set quant.calibration_samples=16");
+  INFO(planned.output);
+  REQUIRE(planned.exit_code == 0);
+  CHECK(nlohmann::json::parse(util::read_file(dir.file("run/first_order_4_plan.json")))["plan"]["average_weight_bits"] <= 4.0);
+  auto other = nlohmann::json::parse(util::read_file(plan_file));
+  other["architecture"] = "vgg_like";
+  util::write_file_atomically(dir.file("other_plan.json"), other.dump());
+  for (const auto& bad : {dir.file("other_plan.json"), dir.file("no_plan.json")}) {
+    const auto r = run("sweep-bits --run " + dir.file("run") + " --plan " + bad);
+    INFO(r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.output) == 1);
+    CHECK_FALSE(std::filesystem::exists(dir.file("run/other_plan_plan.json")));
+    CHECK_FALSE(std::filesystem::exists(dir.file("run/no_plan_plan.json")));
+  }
+
   std::filesystem::remove(data.file("test_batch.bin"));
   const auto missing = run("eval --checkpoint " + train::checkpoint_path(dir.file("run")));
   CHECK(missing.exit_code == 1);

@@ -168,6 +168,38 @@ TEST_CASE("the quant section is validated") {
   CHECK_THAT(error_of("quant:\n  percentile: 20\n"), Catch::StartsWith("configs/x.yaml:2: quant.percentile: must be in (50, 100]"));
 }
 
+TEST_CASE("the mixed_precision section is validated and written back", "[corpus]") {
+  const std::string text =
+      "mixed_precision:\n  criteria: [measured, first_order]\n  weight_bits: [8, 4, 3]\n  act_bits: [8, 6]\n"
+      "  axis: bops\n  budgets: [32, 18.5]\n  score_images: 500\n  hutchinson_samples: 8\n";
+  testing::save_corpus_sample("config", text);
+  const auto c = config::parse_config(text, "x");
+  const auto& m = c.mixed_precision;
+  CHECK((m.criteria() == std::vector<mixed_precision::Criterion>{mixed_precision::Criterion::kMeasured,
+                                                                 mixed_precision::Criterion::kFirstOrder}));
+  CHECK(m.weight_bits() == std::vector<int>{8, 4, 3});
+  CHECK(m.act_bits() == std::vector<int>{8, 6});
+  CHECK((m.axis() == mixed_precision::BudgetAxis::kBitOps));
+  CHECK(m.budgets() == std::vector<double>{32, 18.5});
+  CHECK(m.score_images() == 500);
+  CHECK(m.hutchinson_samples() == 8);
+  CHECK(config::parse_config(config::to_yaml(c), "again").mixed_precision == m);
+  CHECK(config::parse_config("{}", "x").mixed_precision.criteria().size() == 3);
+  CHECK_THAT(error_of("mixed_precision:\n  criteria: [fisher]\n"),
+             Catch::StartsWith("configs/x.yaml:2: mixed_precision.criteria: unknown criterion \"fisher\"; expected "
+                               "first_order, hessian_trace, measured"));
+  CHECK_THAT(error_of("mixed_precision:\n  criteria: [measured, measured]\n"), Catch::Contains("lists measured twice"));
+  CHECK_THAT(error_of("mixed_precision:\n  weight_bits: [8, 1]\n"),
+             Catch::StartsWith("configs/x.yaml:2: mixed_precision.weight_bits: bit-widths must be 2..16 or 32 (float), got 1"));
+  CHECK_THAT(error_of("mixed_precision:\n  act_bits: []\n"), Catch::Contains("needs at least one bit-width"));
+  CHECK_THAT(error_of("mixed_precision:\n  budgets: [4, -1]\n"), Catch::Contains("average bits must be in (0, 1024], got -1"));
+  CHECK_THAT(error_of("mixed_precision:\n  budgets: [4, x]\n"), Catch::Contains("expected a list of numbers"));
+  CHECK_THAT(error_of("mixed_precision:\n  axis: energy\n"), Catch::Contains("mixed_precision.axis: expected one of size, bops"));
+  CHECK_THAT(error_of("mixed_precision:\n  score_images: 0\n"), Catch::Contains("must be positive"));
+  CHECK_THAT(error_of("mixed_precision:\n  hutchinson_samples: 0\n"), Catch::Contains("must be 1..100000"));
+  CHECK_THAT(error_of("mixed_precision:\n  solver: greedy\n"), Catch::Contains("mixed_precision.solver"));
+}
+
 TEST_CASE("train.stop_after and train.branch_from are validated and written back") {
   const auto c = config::parse_config("train:\n  epochs: 30\n  stop_after: 20\n  branch_from: runs/b/checkpoint.pt\n", "x");
   CHECK(c.train.stop_after == 20);

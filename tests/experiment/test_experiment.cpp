@@ -254,6 +254,41 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for(head + "variants: {x: {}, y: {threads: 2}}\n"),
              Catch::Contains("y sets threads to 2, x to 1; an experiment runs on one thread count"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsensitivity: {split: train}\n"), Catch::Contains("sensitivity.split"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nmixed_precision: {searches: {s: {quant.bn_fold: false}}}\n"),
+             Catch::Contains("mixed_precision.searches.s: may only set mixed_precision.* keys, got quant.bn_fold"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nmixed_precision: {variants: [y]}\n"),
+             Catch::Contains("mixed_precision.variants: \"y\" is not one of the variants"));
+  CHECK_THAT(error_for(head + "variants: {x: {data.val_size: 0}}\nmixed_precision: {}\n"),
+             Catch::Contains("mixed precision scores on the val split, but x holds out no validation images"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nmixed_precision: {searches: {s: {mixed_precision.budgets: [0]}}}\n"),
+             Catch::Contains("mixed-precision search \"s\"") && Catch::Contains("mixed_precision.budgets"));
+}
+
+TEST_CASE("an experiment runs its mixed-precision searches per run and tabulates them against uniform") {
+  testing::TempDir data, work;
+  testing::write_cifar10(data.path(), 32);
+  auto config = testing::tiny_config(data.path(), 1);
+  config.quant.calibration_samples(16);
+  config.data.val_size = 16;
+  util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
+  util::write_file_atomically(
+      work.file("exp.yaml"),
+      "name: mp\nbase: " + work.file("base.yaml") +
+          "\nseeds: [1]\nvariants: {none: {}}\nsweep: {weight_bits: [8], act_bits: [8]}\n"
+          "mixed_precision:\n  searches:\n    a8: {mixed_precision.criteria: [first_order], mixed_precision.weight_bits: [8, 4],"
+          " mixed_precision.budgets: [6, 4], mixed_precision.score_images: 16}\n");
+  auto experiment = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("1 sweeps and 1 mixed-precision searches to run"));
+  experiment::run_experiment(experiment, {});
+  const std::string dir = work.file("results/mp");
+  const auto search = nlohmann::json::parse(util::read_file(dir + "/seed_1/none/mixed_precision_default_a8.json"));
+  CHECK(search["plans"].size() == 2);
+  CHECK(fs::exists(dir + "/seed_1/none/mixed_precision_default_a8_plans/first_order_4.json"));
+  CHECK_THAT(util::read_file(dir + "/mixed_precision.md"), Catch::Contains("| first_order | 4 | none | 1 |"));
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("0 sweeps and 0 mixed-precision searches to run"));
+  report::remove_result_files(dir + "/seed_1/none/mixed_precision_default_a8.json");
+  CHECK_FALSE(fs::exists(dir + "/seed_1/none/mixed_precision_default_a8_plans"));
+  CHECK_THAT(experiment::describe_plan(experiment), Catch::Contains("0 sweeps and 1 mixed-precision searches to run"));
 }
 
 TEST_CASE("every experiment file shipped in experiments/ loads: its variants' configs parse and validate") {

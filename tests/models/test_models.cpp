@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <memory>
 
 #include "models/complexity.h"
@@ -237,6 +238,46 @@ TEST_CASE("multiply-accumulates per image are every convolution's and linear lay
   const int64_t vgg_expected = (3 * 32 + 32 * 32) * 9 * 1024 + (32 * 64 + 64 * 64) * 9 * 256 +
                                (64 * 128 + 128 * 128) * 9 * 64 + 128 * 16 * 256 + 256 * 10;
   CHECK(models::macs_per_image(*vgg) == vgg_expected);
+}
+
+TEST_CASE("per-layer costs: weights, multiply-accumulates and the point each layer reads, counted by hand") {
+  // resnet8 of width 4 on 3x8x8, as above; CIFAR ResNets pad their shortcuts (no convolution).
+  auto model = models::make_model("resnet8", {3, 8, 8, 10}, 4);
+  struct Expected {
+    int64_t weights, macs;
+    std::string input;
+  };
+  const std::map<std::string, Expected> expected{
+      {"conv1", {4 * 3 * 9, 4 * 3 * 9 * 64, "input_point"}},
+      {"layer1.0.conv1", {4 * 4 * 9, 4 * 4 * 9 * 64, "act1"}},
+      {"layer1.0.conv2", {4 * 4 * 9, 4 * 4 * 9 * 64, "layer1.0.act1"}},
+      {"layer2.0.conv1", {8 * 4 * 9, 8 * 4 * 9 * 16, "layer1.0.act2"}},
+      {"layer2.0.conv2", {8 * 8 * 9, 8 * 8 * 9 * 16, "layer2.0.act1"}},
+      {"layer3.0.conv1", {16 * 8 * 9, 16 * 8 * 9 * 4, "layer2.0.act2"}},
+      {"layer3.0.conv2", {16 * 16 * 9, 16 * 16 * 9 * 4, "layer3.0.act1"}},
+      {"fc", {16 * 10, 16 * 10, "pooled_point"}}};
+  const auto costs = models::layer_costs(*model);
+  REQUIRE(costs.size() == expected.size());
+  int64_t macs = 0;
+  for (size_t i = 0; i < costs.size(); ++i) {
+    const auto& name = model->quant_layers()[i].name;
+    INFO(name);
+    REQUIRE(expected.count(name) == 1);
+    CHECK(costs[i].weights == expected.at(name).weights);
+    CHECK(costs[i].macs == expected.at(name).macs);
+    CHECK(model->quant_points()[costs[i].input_point]->name() == expected.at(name).input);
+    macs += costs[i].macs;
+  }
+  CHECK(macs == models::macs_per_image(*model));
+  // Through max pooling and flattening: the VGG-like's layers read the point before the pool.
+  auto vgg = models::make_model("vgg_like", {3, 32, 32, 10}, 8);
+  const auto vgg_costs = models::layer_costs(*vgg);
+  int64_t vgg_macs = 0;
+  for (size_t i = 0; i < vgg_costs.size(); ++i) {
+    vgg_macs += vgg_costs[i].macs;
+    CHECK(vgg_costs[i].input_point == i);  // input, then each layer's activation feeds the next layer
+  }
+  CHECK(vgg_macs == models::macs_per_image(*vgg));
 }
 
 TEST_CASE("LibTorchLayerOpsGuard switches this thread to LibTorch's layer ops and restores the previous mode") {

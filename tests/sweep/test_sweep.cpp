@@ -21,19 +21,8 @@ using namespace qrobust;
 
 namespace {
 // One trained tiny run shared by the sweep tests.
-struct TrainedRun {
-  testing::TempDir data, runs;
-  config::ExperimentConfig config;
-  std::string checkpoint;
-  TrainedRun() {
-    testing::write_cifar10(data.path(), 48);
-    config = testing::tiny_config(data.path(), 2);
-    config.quant.calibration_samples(64);
-    train::TrainOptions options;
-    options.run_dir = runs.file("run");
-    train::train(config, options);
-    checkpoint = train::checkpoint_path(options.run_dir);
-  }
+struct TrainedRun : testing::TrainedTinyRun {
+  TrainedRun() : TrainedTinyRun(2, [](config::ExperimentConfig& c) { c.quant.calibration_samples(64); }) {}
 };
 }  // namespace
 
