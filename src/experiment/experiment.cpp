@@ -7,9 +7,9 @@
 
 #include "data/datasets.h"
 #include "experiment/run_state.h"
+#include "mixed_precision/search.h"
 #include "models/registry.h"
 #include "report/gradient_norms.h"
-#include "mixed_precision/search.h"
 #include "report/mixed_precision.h"
 #include "report/sensitivity.h"
 #include "report/sweep_files.h"

@@ -73,6 +73,15 @@ TEST_CASE("a uniform plan evaluates to the sweep's row, and a mixed search fits 
   CHECK(evaluated["plan"]["loss"].get<double>() == row["loss"].get<double>());
   CHECK(evaluated["plan"]["average_weight_bits"].get<double>() == 4.0);
 
+  // A PTQ recipe applies to a plan as to a sweep row: empirical bias correction, learned per draw.
+  auto corrected = run.config;
+  corrected.quant.bias_correction(quant::BiasCorrection::kEmpirical);
+  const auto corrected_row = sweep::run_sweep(corrected, run.checkpoint, sweep_options)["rows"][1];
+  const auto corrected_plan = mixed_precision::run_plan(corrected, run.checkpoint, run.runs.file("w4a4.json"), data::Split::kTest, 2);
+  CHECK(corrected_plan["plan"]["accuracy_draws"] == corrected_row["accuracy_draws"]);
+  CHECK(corrected_plan["plan"]["loss"].get<double>() == corrected_row["loss"].get<double>());
+  CHECK(corrected_plan["plan"]["loss"].get<double>() != evaluated["plan"]["loss"].get<double>());
+
   // A bad plan fails before any work.
   auto wrong = quant::bit_plan_json(uniform, *model);
   wrong["layers"][0]["bits"] = 40;
