@@ -80,10 +80,10 @@ void score_hessian_trace(const ScoringInputs& in, const std::vector<std::vector<
       for (const auto& point : points) inputs.push_back(point->recorded());
       const auto probes = hutchinson_traces(loss, inputs, samples, generator);
       for (size_t i = 0; i < traces.size(); ++i) traces[i] += probes[i];
-      out.passes += 1 + samples;
       if (progress) progress(b + 1, batches.size());
     }
   }
+  out.passes += 1 + samples;  // each probe, and the gradient graph, over every batch
   torch::NoGradGuard no_grad;
   for (size_t l = 0; l < layers.size(); ++l) {
     const auto weight = quantizer.quantized_weight(l, quant::kFloatBits);
