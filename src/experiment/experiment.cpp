@@ -57,7 +57,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
       }
       remove_results(e, run);  // they describe other weights; a stop before they are redone must not keep them
       const auto twin = fs::exists(train::checkpoint_path(run.dir)) ? std::nullopt
-                                                                     : find_twin(e, run, current_trunk_sha1(run), fingerprints);
+                                                                     : find_twin(e, run, trunk_identity(e, run), fingerprints);
       if (twin) {
         spdlog::info("{}: the same run, trained on this machine, is complete in {}; copying it", label, *twin);
         adopt_twin(e, run, *twin);

@@ -211,7 +211,7 @@ std::string describe_plan(const Experiment& e) {
     const bool other_trunk = to_train[r] && grew_from_other_trunk(e, run);
     std::optional<std::string> twin;
     if (to_train[r] && (other_trunk || !fs::exists(train::checkpoint_path(run.dir)))) {
-      std::string trunk_sha1 = current_trunk_sha1(run);
+      std::string trunk_sha1 = trunk_identity(e, run);
       if (trunk_sha1 == "?" && copied_trunk_sha1.count(run.seed)) trunk_sha1 = copied_trunk_sha1[run.seed];
       twin = find_twin(e, run, trunk_sha1, fingerprints);
       if (twin && run.name == "baseline") copied_trunk_sha1[run.seed] = util::file_sha1(train::checkpoint_path(*twin));

@@ -208,6 +208,17 @@ std::string current_trunk_sha1(const PlannedRun& run) {
   return fs::exists(trunk) ? util::file_sha1(trunk) : "?";
 }
 
+std::string trunk_identity(const Experiment& e, const PlannedRun& run) {
+  const std::string current = current_trunk_sha1(run);
+  const PlannedRun* baseline = baseline_of(e, run);
+  if (baseline == nullptr || current.empty() || current == "?") return current;
+  const auto metrics = read_metrics(baseline->dir);
+  const std::string twin = text_field(metrics, "copied_from");
+  if (twin.empty() || text_field(metrics, "checkpoint_sha1") != current) return current;
+  const std::string twin_sha1 = text_field(read_metrics(twin), "checkpoint_sha1");
+  return twin_sha1.empty() ? current : twin_sha1;
+}
+
 const std::string& NumericsFingerprints::of(const config::ExperimentConfig& config) {
   auto& fingerprint = known_[fingerprint_key(config)];
   if (fingerprint.empty()) fingerprint = train::numerics_fingerprint(config, util::resolve_device(config.device));

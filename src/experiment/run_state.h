@@ -46,6 +46,11 @@ std::string text_field(const nlohmann::json& object, const char* key);
 bool grew_from_other_trunk(const Experiment& e, const PlannedRun& run);
 // The SHA-1 of the file `run` starts from as it is now ("" for none, "?" while it is not there).
 std::string current_trunk_sha1(const PlannedRun& run);
+// The SHA-1 that names the weights `run` starts from, for finding its twin: current_trunk_sha1,
+// except where the seed's baseline is a copy of another experiment's (adopt_twin): the copy is
+// saved with this run's own config, so its bytes differ but not its weights, and the twin's
+// checkpoint SHA-1 names them, as the runs that grew from the twin recorded it.
+std::string trunk_identity(const Experiment& e, const PlannedRun& run);
 
 // This machine's numerics fingerprints (train/trainer.h), each computed once per plan or run: one
 // costs a training step, and the runs of an experiment share a few.

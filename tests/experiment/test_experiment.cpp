@@ -432,16 +432,23 @@ TEST_CASE("a run another experiment trained on this machine is copied: the weigh
   auto config = testing::tiny_config(data.path(), 3);
   config.quant.calibration_samples(16);
   util::write_file_atomically(work.file("base.yaml"), config::to_yaml(config));
-  auto write = [&](const std::string& name, const std::string& variants) {
+  auto write = [&](const std::string& name, const std::string& variants, const std::string& base = "base.yaml") {
     util::write_file_atomically(work.file(name + ".yaml"),
-                                "name: " + name + "\nbase: " + work.file("base.yaml") +
+                                "name: " + name + "\nbase: " + work.file(base) +
                                     "\nbaseline: true\nbranch_epoch: 2\nvariants: {" + variants +
                                     "}\nsweep: {weight_bits: [8, 4], act_bits: [8, 4]}\n"
                                     "sensitivity: {bits: 4, variants: [none]}\n");
     return work.file(name + ".yaml");
   };
   const auto first = write("first", "none: {}, grad_l1: {regularizer.name: grad_l1, regularizer.lambda_w: 1.0e-4}");
-  const auto second = write("second", "none: {}, kurtosis: {regularizer.name: kurtosis, regularizer.lambda: 1.0e-2}");
+  // The second experiment's configs differ from the first's only after training (mixed-precision
+  // settings), so its copied baseline is saved with other bytes than the first's, and `none`,
+  // grown from the first's baseline, must still be found.
+  auto searched = config;
+  searched.mixed_precision.score_images(100);
+  util::write_file_atomically(work.file("searched.yaml"), config::to_yaml(searched));
+  const auto second = write("second", "none: {}, kurtosis: {regularizer.name: kurtosis, regularizer.lambda: 1.0e-2}",
+                            "searched.yaml");
   experiment::run_experiment(experiment::load_experiment(first, work.file("results")), {});
 
   // The second experiment shares the base: its trunk and `none` are the first's, trained here.
