@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "config/reference.h"
 #include "console_observer.h"
 #include "data/datasets.h"
+#include "deploy/export.h"
 #include "evaluation/evaluate.h"
 #include "experiment/experiment.h"
 #include "io/checkpoint.h"
@@ -159,10 +161,14 @@ int run_eval(const EvalCommand& command) {
   const std::string split_name = data::split_name(command.split);
   const auto& split = splits[command.split];
   if (split.size() == 0) throw UsageError("eval: the " + split_name + " split is empty (set data.val_size)");
+  const auto start = std::chrono::steady_clock::now();
   const auto result = evaluation::evaluate(*model, split, splits.info, config.data.eval_batch_size, device);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const nlohmann::json out = {{"checkpoint", checkpoint}, {"model", config.model.name()},  {"dataset", util::name_of(config.data.dataset, config::kDatasetNames)},
                               {"epoch", info.epoch},      {"split", split_name},      {"loss", result.loss},
-                              {"accuracy", result.accuracy}, {"samples", result.samples}};
+                              {"accuracy", result.accuracy}, {"samples", result.samples},
+                              {"batch", config.data.eval_batch_size}, {"seconds", seconds},
+                              {"images_per_second", static_cast<double>(result.samples) / seconds}};
   std::cout << out.dump(2) << std::endl;
   return 0;
 }
@@ -274,6 +280,27 @@ int run_mixed_precision(const MixedPrecisionCommand& command) {
   report::write_mixed_precision(result, out, warning);
   if (!warning.empty()) spdlog::warn("{}", warning);
   spdlog::info("wrote {} (+ .md, .csv, the plans and a Pareto chart)", out);
+  return 0;
+}
+
+struct ExportCommand {
+  ConfigFlags config;
+  std::string run_dir;
+  std::string checkpoint;
+  deploy::ExportRequest request;
+};
+
+int run_export(const ExportCommand& command) {
+  const std::string checkpoint = checkpoint_of(command.run_dir, command.checkpoint, "export");
+  const auto config = config_for_checkpoint(checkpoint, command.config);
+  deploy::check_request(config, command.request);  // before the lock, which creates the folder
+  const auto lock = lock_output_folder(command.request.out, "qrobust export");
+  const auto result = deploy::run_export(config, checkpoint, command.request);
+  spdlog::info("wrote {} ({}, draw {}){}", command.request.out, result.at("format").get<std::string>(), command.request.draw,
+               result.contains("reference")
+                   ? fmt::format("; reference {}.* (qrobust accuracy {:.2f}%)", command.request.reference,
+                                 result.at("reference").at("accuracy").get<double>())
+                   : "");
   return 0;
 }
 
@@ -408,6 +435,38 @@ CLI::App* add_mixed_precision_command(CLI::App& app, MixedPrecisionCommand& comm
   return sub;
 }
 
+CLI::App* add_export_command(CLI::App& app, ExportCommand& command) {
+  auto* sub = app.add_subcommand(
+      "export", "write a quantized model as ONNX (QuantizeLinear/DequantizeLinear) or as a PyTorch file");
+  sub->add_option("--run", command.run_dir, "run directory")->group("Model");
+  sub->add_option("--checkpoint", command.checkpoint, "checkpoint file")->group("Model");
+  auto& r = command.request;
+  sub->add_option("--weight-bits", r.weight_bits, "weight bit-width, 2..8 or 32 (default 8)")->group("Quantization");
+  sub->add_option("--act-bits", r.act_bits, "activation bit-width, 2..8 or 32 (default 8)")->group("Quantization");
+  sub->add_option("--plan", r.plan_path, "a bit plan file (from mixed-precision) instead of uniform bits")
+      ->group("Quantization");
+  sub->add_option("--draw", r.draw, "calibration draw whose ranges and learned weights are used (default 0)")
+      ->group("Quantization");
+  sub->add_option("--format", r.format, "onnx (default) or torch")
+      ->transform(one_of(deploy::kExportFormatNames))
+      ->type_name("FORMAT")
+      ->group("Output");
+  sub->add_option("--bias", r.bias,
+                  "ONNX biases of quantized layers: int32 at input x weight scale, as integer kernels need (default), "
+                  "or float, as qrobust computes (the runtime then cannot fuse them)")
+      ->transform(one_of(deploy::kBiasEncodingNames))
+      ->group("Output");
+  sub->add_option("--out", r.out, "the file to write, e.g. model.onnx")->required()->group("Output");
+  sub->add_option("--reference", r.reference,
+                  "also write REFERENCE.{json,images,labels,logits}: the split's images and qrobust's logits")
+      ->group("Output");
+  sub->add_option("--reference-split", r.reference_split, "test (default) or val")
+      ->transform(one_of(data::kEvaluationSplitNames))
+      ->group("Output");
+  add_config_flags(sub, command.config);
+  return sub;
+}
+
 CLI::App* add_sensitivity_command(CLI::App& app, SensitivityCommand& command) {
   auto* sub = app.add_subcommand(
       "sensitivity", "per-layer sensitivity: accuracy with only one element quantized, and with all but one");
@@ -533,6 +592,8 @@ int main(int argc, char** argv) {
   auto* sensitivity_app = add_sensitivity_command(app, sensitivity_command);
   MixedPrecisionCommand mixed_precision_command;
   auto* mixed_precision_app = add_mixed_precision_command(app, mixed_precision_command);
+  ExportCommand export_command;
+  auto* export_app = add_export_command(app, export_command);
   RunCommand run_command;
   auto* run_app = add_run_command(app, run_command);
   BenchCommand bench_command;
@@ -572,6 +633,7 @@ int main(int argc, char** argv) {
     if (sweep_app->parsed()) return run_sweep(sweep_command);
     if (sensitivity_app->parsed()) return run_sensitivity(sensitivity_command);
     if (mixed_precision_app->parsed()) return run_mixed_precision(mixed_precision_command);
+    if (export_app->parsed()) return run_export(export_command);
     if (run_app->parsed()) return run_experiment(run_command);
     if (import_app->parsed()) return run_import(import_request);
     if (config_app->parsed()) return run_config(config_command);

@@ -10,7 +10,9 @@ packages=(g++ cmake make git pkg-config libtorch-dev libcli11-dev libyaml-cpp-de
           # OpenBLAS instead of Debian's reference BLAS: double backprop is 2.3x faster with it.
           libopenblas0-openmp
           # Plots of experiment tables (qrobust run).
-          gnuplot-nox)
+          gnuplot-nox
+          # ONNX export (qrobust export): the ONNX protobuf and its checker.
+          libonnx-dev)
 scripts/install_packages.sh "${packages[@]}"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null

@@ -1,6 +1,9 @@
 #include "models/layer_ops.h"
 
+#include "models/trace.h"
+
 namespace qrobust::models {
+namespace F = torch::nn::functional;
 namespace {
 using torch::Tensor;
 using torch::autograd::AutogradContext;
@@ -261,6 +264,11 @@ torch::Tensor apply_batch_norm(const torch::Tensor& input, Norm& norm) {
   // A batch norm folded into its layer (quant/bn_fold.h) is the exact identity, marked by eps 0:
   // evaluated, it would cost a pass over the layer's output for nothing.
   if (!norm.is_training() && o.eps() == 0.0) return input;
+  if (tracing()) {
+    auto out = norm.forward(input);
+    record({TracedOp::Kind::kBatchNorm, &norm, {input}, out, {}});
+    return out;
+  }
   // Evaluation mode (running statistics), and options the models do not use, take LibTorch's path.
   if (!t_custom_layer_ops || !norm.is_training() || !o.affine() || !o.track_running_stats() || !o.momentum())
     return norm.forward(input);
@@ -277,7 +285,42 @@ LibTorchLayerOpsGuard::LibTorchLayerOpsGuard() : previous_(t_custom_layer_ops) {
 LibTorchLayerOpsGuard::~LibTorchLayerOpsGuard() { t_custom_layer_ops = previous_; }
 
 torch::Tensor relu(const torch::Tensor& input) {
-  return t_custom_layer_ops ? ReluFunction::apply(input) : torch::relu(input);
+  auto out = t_custom_layer_ops ? ReluFunction::apply(input) : torch::relu(input);
+  if (tracing()) record({TracedOp::Kind::kRelu, nullptr, {input}, out, {}});
+  return out;
+}
+
+torch::Tensor add_residual(const torch::Tensor& out, const torch::Tensor& shortcut) {
+  auto sum = out + shortcut;
+  if (tracing()) record({TracedOp::Kind::kAdd, nullptr, {out, shortcut}, sum, {}});
+  return sum;
+}
+
+torch::Tensor max_pool2d(const torch::Tensor& input, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode) {
+  auto out = F::max_pool2d(input, F::MaxPool2dFuncOptions(kernel).stride(stride).padding(padding).ceil_mode(ceil_mode));
+  if (tracing()) record({TracedOp::Kind::kMaxPool, nullptr, {input}, out, {kernel, stride, padding, ceil_mode ? 1 : 0}});
+  return out;
+}
+
+torch::Tensor global_average_pool(const torch::Tensor& input) {
+  auto out = F::adaptive_avg_pool2d(input, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1);
+  if (tracing()) record({TracedOp::Kind::kGlobalAveragePool, nullptr, {input}, out, {}});
+  return out;
+}
+
+torch::Tensor flatten(const torch::Tensor& input) {
+  auto out = input.flatten(1);
+  if (tracing()) record({TracedOp::Kind::kFlatten, nullptr, {input}, out, {}});
+  return out;
+}
+
+torch::Tensor subsample_and_pad(const torch::Tensor& input, int64_t stride, int64_t pad_channels) {
+  using torch::indexing::None;
+  using torch::indexing::Slice;
+  auto out = input.index({Slice(), Slice(), Slice(None, None, stride), Slice(None, None, stride)});
+  out = F::pad(out, F::PadFuncOptions({0, 0, 0, 0, pad_channels, pad_channels}));
+  if (tracing()) record({TracedOp::Kind::kSubsampleAndPad, nullptr, {input}, out, {stride, pad_channels}});
+  return out;
 }
 
 torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm1dImpl& norm) {
@@ -301,14 +344,21 @@ torch::Tensor convolve(const torch::Tensor& input, const torch::Tensor& weight, 
 
 torch::Tensor linear(const torch::Tensor& input, torch::nn::LinearImpl& linear) {
   if (!t_input_observers.empty()) observe_input(linear, input);
-  return linear.forward(input);
+  auto out = linear.forward(input);
+  if (tracing()) record({TracedOp::Kind::kLinear, &linear, {input}, out, {}});
+  return out;
 }
 
 torch::Tensor conv2d(const torch::Tensor& input, torch::nn::Conv2dImpl& conv) {
   if (!t_input_observers.empty()) observe_input(conv, input);
-  if (!t_custom_layer_ops) return conv.forward(input);
-  auto out = ConvFunction::apply(input, conv.weight, geometry_of(conv));
-  if (conv.bias.defined()) out = out + conv.bias.view({1, -1, 1, 1});
+  torch::Tensor out;
+  if (t_custom_layer_ops) {
+    out = ConvFunction::apply(input, conv.weight, geometry_of(conv));
+    if (conv.bias.defined()) out = out + conv.bias.view({1, -1, 1, 1});
+  } else {
+    out = conv.forward(input);
+  }
+  if (tracing()) record({TracedOp::Kind::kConv, &conv, {input}, out, {}});
   return out;
 }
 

@@ -31,6 +31,18 @@ torch::Tensor batch_norm(const torch::Tensor& input, torch::nn::BatchNorm2dImpl&
 // relu(x); its double backward skips LibTorch's explicit zero gradient for x.
 torch::Tensor relu(const torch::Tensor& input);
 
+// The remaining operations of the models' forward passes, here so that a trace (models/trace.h)
+// sees every one. Each computes what its LibTorch counterpart does.
+// out + shortcut, where a residual block joins its branches.
+torch::Tensor add_residual(const torch::Tensor& out, const torch::Tensor& shortcut);
+torch::Tensor max_pool2d(const torch::Tensor& input, int64_t kernel, int64_t stride, int64_t padding, bool ceil_mode);
+// Global average pooling, flattened to N x C.
+torch::Tensor global_average_pool(const torch::Tensor& input);
+// N x ... to N x features.
+torch::Tensor flatten(const torch::Tensor& input);
+// The option A shortcut: every stride-th pixel, and pad_channels zero channels on each side.
+torch::Tensor subsample_and_pad(const torch::Tensor& input, int64_t stride, int64_t pad_channels);
+
 // While alive, shows the input of every call of conv2d() or linear() on `layer`, on this thread,
 // to `observer` (post-training recipes learn a layer from the inputs the network gives it).
 // Scopes nest; closing one restores what was there.

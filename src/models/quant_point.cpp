@@ -1,9 +1,12 @@
 #include "models/quant_point.h"
 
+#include "models/trace.h"
+
 namespace qrobust::models {
 
 torch::Tensor QuantPointImpl::forward(torch::Tensor x) {
   if (observer_) observer_(x);
+  if (tracing()) record({TracedOp::Kind::kPoint, this, {x}, x, {}});
   if (quantizer_) x = quantizer_(x);
   if (perturbation_.defined()) x = x + perturbation_;
   if (recording_) recorded_ = x;

@@ -3,7 +3,6 @@
 #include "models/layer_ops.h"
 
 namespace qrobust::models {
-namespace F = torch::nn::functional;
 
 namespace {
 
@@ -45,12 +44,9 @@ torch::Tensor BasicBlockImpl::forward(torch::Tensor x) {
   if (downsample) {
     identity = project(downsample, x);
   } else if (stride_ != 1 || pad_channels_ > 0) {
-    using torch::indexing::Slice;
-    identity = x.index({Slice(), Slice(), Slice(torch::indexing::None, torch::indexing::None, stride_),
-                        Slice(torch::indexing::None, torch::indexing::None, stride_)});
-    identity = F::pad(identity, F::PadFuncOptions({0, 0, 0, 0, pad_channels_, pad_channels_}));
+    identity = models::subsample_and_pad(x, stride_, pad_channels_);
   }
-  return act2(models::relu(out + identity));
+  return act2(models::relu(models::add_residual(out, identity)));
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t channels, int64_t stride) {
@@ -72,7 +68,7 @@ torch::Tensor BottleneckImpl::forward(torch::Tensor x) {
   auto out = act1(models::relu(batch_norm(conv2d(x, *conv1), *bn1)));
   out = act2(models::relu(batch_norm(conv2d(out, *conv2), *bn2)));
   out = batch_norm(conv2d(out, *conv3), *bn3);
-  return act3(models::relu(out + (downsample ? project(downsample, x) : x)));
+  return act3(models::relu(models::add_residual(out, downsample ? project(downsample, x) : x)));
 }
 
 ResNetImpl::ResNetImpl(std::string architecture, const ResNetOptions& options)
@@ -121,9 +117,9 @@ ResNetImpl::ResNetImpl(std::string architecture, const ResNetOptions& options)
 
 torch::Tensor ResNetImpl::forward(torch::Tensor images) {
   auto x = stem_act_(models::relu(batch_norm(conv2d(input_point_(images), *conv1_), *bn1_)));
-  if (stem_ == Stem::kImageNet) x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  if (stem_ == Stem::kImageNet) x = models::max_pool2d(x, 3, 2, 1, false);
   for (auto& block : blocks_) x = block.forward(x);
-  x = pooled_point_(F::adaptive_avg_pool2d(x, F::AdaptiveAvgPool2dFuncOptions(1)).flatten(1));
+  x = pooled_point_(models::global_average_pool(x));
   return linear(x, *fc_);
 }
 

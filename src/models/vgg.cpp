@@ -5,7 +5,6 @@
 #include "models/layer_ops.h"
 
 namespace qrobust::models {
-namespace F = torch::nn::functional;
 
 VggImpl::VggImpl(std::string architecture, const VggOptions& options)
     : ClassifierImpl(std::move(architecture), options.input()) {
@@ -63,13 +62,13 @@ torch::Tensor VggImpl::forward(torch::Tensor images) {
   auto x = input_point_(images);
   for (auto& unit : features_) {
     if (!unit.layer) {
-      x = F::max_pool2d(x, F::MaxPool2dFuncOptions(2).stride(2).ceil_mode(true));
+      x = models::max_pool2d(x, 2, 2, 0, true);
       continue;
     }
     x = unit.act(models::relu(
         batch_norm(conv2d(x, *unit.layer->as<torch::nn::Conv2d>()), *unit.norm->as<torch::nn::BatchNorm2d>())));
   }
-  x = x.flatten(1);
+  x = models::flatten(x);
   for (auto& unit : classifier_)
     x = unit.act(models::relu(
         batch_norm(linear(x, *unit.layer->as<torch::nn::Linear>()), *unit.norm->as<torch::nn::BatchNorm1d>())));

@@ -7,6 +7,7 @@
 #include "models/layer_ops.h"
 #include "quant/adaround.h"
 #include "quant/bias_correction.h"
+#include "quant/equalize.h"
 #include "util/progress.h"
 
 namespace qrobust::quant {
@@ -75,12 +76,16 @@ size_t PostTrainingQuantizer::calibrate(const std::vector<torch::Tensor>& batche
   return draw;
 }
 
-BitPlan PostTrainingQuantizer::plan(int weight_bits, int act_bits) const {
+BitPlan uniform_plan(const models::ClassifierImpl& model, FirstLast first_last, int weight_bits, int act_bits) {
   BitPlan plan;
-  const size_t layers = model_.quant_layers().size(), points = model_.quant_points().size();
-  for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(options_.first_last(), i, layers, weight_bits));
-  for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(options_.first_last(), i, points, act_bits));
+  const size_t layers = model.quant_layers().size(), points = model.quant_points().size();
+  for (size_t i = 0; i < layers; ++i) plan.layer_bits.push_back(policy_bits(first_last, i, layers, weight_bits));
+  for (size_t i = 0; i < points; ++i) plan.point_bits.push_back(policy_bits(first_last, i, points, act_bits));
   return plan;
+}
+
+BitPlan PostTrainingQuantizer::plan(int weight_bits, int act_bits) const {
+  return uniform_plan(model_, options_.first_last(), weight_bits, act_bits);
 }
 
 bool BitPlan::quantizes_activations() const {
@@ -265,5 +270,28 @@ WeightQuantizeScope::WeightQuantizeScope(PostTrainingQuantizer& quantizer, const
 QuantizedModelScope::QuantizedModelScope(PostTrainingQuantizer& quantizer, const BitPlan& plan, size_t draw)
     : weights_(quantizer, plan.layer_bits, draw),
       activations_(quantizer.model().quant_points(), quantizer.activation_quantizers(plan.point_bits, draw)) {}
+
+PreparedQuantizer prepare_post_training(models::ClassifierImpl& model, const data::DataSplits& splits,
+                                        const QuantOptions& options, uint64_t seed, int64_t draws, int64_t batch_size,
+                                        torch::Device device) {
+  model.eval();
+  PreparedQuantizer prepared;
+  RecipeInputs recipe;
+  recipe.seed = seed;
+  if (options.bn_fold()) {
+    recipe.statistics = output_statistics(model);
+    fold_batch_norms(model);
+  }
+  if (options.equalize()) {
+    const auto start = std::chrono::steady_clock::now();
+    equalize(model, &recipe.statistics);
+    prepared.equalize_seconds = seconds_since(start);
+  }
+  prepared.quantizer = std::make_unique<PostTrainingQuantizer>(model, options, recipe);
+  for (int64_t draw = 0; draw < draws; ++draw)
+    prepared.quantizer->calibrate(
+        calibration_batches(splits, options.calibration_samples(), seed, batch_size, device, draw));
+  return prepared;
+}
 
 }  // namespace qrobust::quant

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -49,6 +50,9 @@ struct BitPlan {
   // Whether some point is quantized; if none is, every calibration draw gives the same model.
   bool quantizes_activations() const;
 };
+
+// Every layer of `model` at `weight_bits` and every point at `act_bits`, under the first/last policy.
+BitPlan uniform_plan(const models::ClassifierImpl& model, FirstLast first_last, int weight_bits, int act_bits);
 
 // What the float steps of a recipe (BN folding, equalization) hand to its weight steps.
 struct RecipeInputs {
@@ -104,12 +108,16 @@ class PostTrainingQuantizer {
   std::vector<torch::Tensor> weight_steps(const std::vector<int>& layer_bits);
   std::vector<double> activation_steps(const std::vector<int>& point_bits, size_t draw);
 
+  // The grid of layer `layer`'s weights at `bits` (2..16), from its float weight; the recipe's
+  // weights (AdaRound's included) lie on it.
+  const AffineParams& weight_params(size_t layer, int bits);
+  // The grid of point `point` at `bits` (2..16) with the ranges of calibration draw `draw`.
+  const AffineParams& act_params(size_t point, int bits, size_t draw);
+
   models::ClassifierImpl& model() { return model_; }
 
  private:
   QuantizerSpec act_spec(int bits) const;
-  const AffineParams& weight_params(size_t layer, int bits);
-  const AffineParams& act_params(size_t point, int bits, size_t draw);
   LayerWeights recipe_layer(size_t layer, const std::vector<int>& layer_bits, const std::vector<LayerWeights>& earlier,
                             size_t draw);
   // Layer `layer`'s inputs on draw `draw`'s images, with `earlier` as the weights of the layers
@@ -129,6 +137,18 @@ class PostTrainingQuantizer {
   std::map<std::pair<size_t, int>, AffineParams> weight_cache_;
   std::map<std::tuple<size_t, int, size_t>, AffineParams> act_cache_;
 };
+
+// A trained float model made ready for post-training quantization, in place: BN-folded when
+// `options` fold, equalized when the recipe says so, then calibrated on draws 0 .. draws − 1 of
+// a run seeded `seed` (calibration_batches). The sweep, the mixed-precision search and the
+// export all start here, so a draw means the same model in each.
+struct PreparedQuantizer {
+  std::unique_ptr<PostTrainingQuantizer> quantizer;
+  double equalize_seconds = 0;
+};
+PreparedQuantizer prepare_post_training(models::ClassifierImpl& model, const data::DataSplits& splits,
+                                        const QuantOptions& options, uint64_t seed, int64_t draws, int64_t batch_size,
+                                        torch::Device device);
 
 // While alive, layers[i] computes with weights[i] (for the first weights.size() layers): the
 // weight copied into its parameter, the bias set as the tensor its forward reads. Closing

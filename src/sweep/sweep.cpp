@@ -8,8 +8,6 @@
 #include "io/checkpoint.h"
 #include "models/registry.h"
 #include "parallel/data_parallel.h"
-#include "quant/bn_fold.h"
-#include "quant/equalize.h"
 #include "stats/summary.h"
 #include "util/errors.h"
 #include "util/progress.h"
@@ -59,22 +57,11 @@ PreparedModel prepare_model(models::ClassifierImpl& model, const data::DataSplit
   model.eval();
   prepared.float_predictions = evaluation::predict(model, *prepared.images, splits.info, batch, device);
   prepared.reference = evaluation::score(prepared.float_predictions.logits, prepared.float_predictions.targets);
-  quant::RecipeInputs recipe;
-  recipe.seed = static_cast<uint64_t>(config.seed);
-  if (config.quant.bn_fold()) {
-    recipe.statistics = quant::output_statistics(model);
-    quant::fold_batch_norms(model);
-  }
-  if (config.quant.equalize()) {
-    const auto start = std::chrono::steady_clock::now();
-    quant::equalize(model, &recipe.statistics);
-    prepared.equalize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
+  auto quantizer = quant::prepare_post_training(model, splits, config.quant, static_cast<uint64_t>(config.seed), draws,
+                                               batch, device);
+  prepared.quantizer = std::move(quantizer.quantizer);
+  prepared.equalize_seconds = quantizer.equalize_seconds;
   prepared.gradients = first_order_gradients(model, *prepared.images, splits.info, batch, device);
-  prepared.quantizer = std::make_unique<quant::PostTrainingQuantizer>(model, config.quant, recipe);
-  for (int64_t draw = 0; draw < draws; ++draw)
-    prepared.quantizer->calibrate(quant::calibration_batches(splits, config.quant.calibration_samples(),
-                                                             static_cast<uint64_t>(config.seed), batch, device, draw));
   return prepared;
 }
 

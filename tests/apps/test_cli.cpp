@@ -161,6 +161,26 @@ TEST_CASE("train then eval on a small data set, a missing data file is a runtime
     CHECK_FALSE(std::filesystem::exists(dir.file("run/no_plan_plan.json")));
   }
 
+  // export: no such draw, bits out of range, another architecture's plan: exit 2, one line, nothing
+  // written (not even the output folder); a good request writes the ONNX file and a plan exports too.
+  const std::string export_run = "export --run " + dir.file("run") + " --set quant.calibration_samples=16 --out ";
+  for (const auto& bad : {std::string(" --draw -1"), std::string(" --draw 1000"), std::string(" --weight-bits 16"),
+                          std::string(" --act-bits 1"), " --plan " + dir.file("other_plan.json")}) {
+    const auto r = run(export_run + dir.file("exported/model.onnx") + bad);
+    INFO(bad << ": " << r.output);
+    CHECK(r.exit_code == 2);
+    CHECK(count_lines(r.output) == 1);
+    CHECK_FALSE(std::filesystem::exists(dir.file("exported")));
+  }
+  const auto exported = run(export_run + dir.file("exported/model.onnx") + " --weight-bits 4 --act-bits 8 --draw 1");
+  INFO(exported.output);
+  CHECK(exported.exit_code == 0);
+  CHECK(std::filesystem::file_size(dir.file("exported/model.onnx")) > 0);
+  const auto planned_export = run(export_run + dir.file("exported/plan.pt") + " --plan " + plan_file + " --format torch");
+  INFO(planned_export.output);
+  CHECK(planned_export.exit_code == 0);
+  CHECK(std::filesystem::file_size(dir.file("exported/plan.pt")) > 0);
+
   std::filesystem::remove(data.file("test_batch.bin"));
   const auto missing = run("eval --checkpoint " + train::checkpoint_path(dir.file("run")));
   CHECK(missing.exit_code == 1);
