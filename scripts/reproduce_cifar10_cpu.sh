@@ -11,6 +11,10 @@
 #      DQ-Lipschitz and kurtosis, on trunks of their own;
 #   4. experiments/cifar10_resnet20_amortized.yaml: exact grad-l1 against its amortized
 #      versions (every 4th step, 16 of 128 images, finite differences), 3 seeds.
+#   5. experiments/cifar10_{resnet20,vgg_like}_strong_ptq.yaml: robust training under strong PTQ:
+#      none, grad-l1, kurtosis and STE@4 on trunks of their own, 3 seeds, swept under RTN, CLE+BC,
+#      AdaRound and all three with 3 calibration draws, plus mixed-precision curves (about 14
+#      hours for both models; `--dry-run` gives the estimate).
 # A seed's runs must finish on the machine that trained its trunk: a trunk trained again on
 # another machine has other bits, and the variants that grew from the old one train again.
 # Needs CIFAR-10 in data/cifar-10-batches-bin (scripts/prepare_data.sh). Interrupt and re-run
@@ -24,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -f data/cifar-10-batches-bin/data_batch_1.bin ]] || scripts/prepare_data.sh
 results="${RESULTS:-results}"
 for model in ${MODELS:-resnet20 vgg_like}; do
-  for stage in lambda branch alternatives amortized; do
+  for stage in lambda branch alternatives amortized strong_ptq; do
     file="experiments/cifar10_${model}_${stage}.yaml"
     [[ -f "$file" ]] || continue  # the amortized comparison is ResNet-20's only
     build/qrobust run --config "$file" --results "$results" "$@"
