@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
+#include <chrono>
 #include <fstream>
 
 #include "data/batches.h"
@@ -12,7 +12,6 @@
 #include "quant/bit_plan_file.h"
 #include "util/atomic_file.h"
 #include "util/errors.h"
-#include "util/provenance.h"
 #include "util/runtime.h"
 
 namespace qrobust::deploy {
@@ -39,8 +38,6 @@ nlohmann::json write_reference(quant::PostTrainingQuantizer& quantizer, const qu
                                const data::DataSplits& splits, const ExportRequest& request, int64_t batch_size,
                                torch::Device device) {
   const auto& split = splits[request.reference_split];
-  if (split.size() == 0)
-    throw UsageError("export --reference: the " + data::split_name(request.reference_split) + " split is empty");
   auto& model = quantizer.model();
   model.eval();
   torch::NoGradGuard no_grad;
@@ -102,6 +99,8 @@ nlohmann::json run_export(const config::ExperimentConfig& config, const std::str
   auto model = models::build_model(config.model, data::dataset_info(config.data).input(), config.seed, device);
   io::load_checkpoint(checkpoint, *model, nullptr);
   const auto splits = data::load_splits(config.data, config.seed);
+  if (!request.reference.empty() && splits[request.reference_split].size() == 0)
+    throw UsageError("export --reference: the " + data::split_name(request.reference_split) + " split is empty");
   const auto plan = requested_plan(request, config, *model);
   spdlog::info("export: calibrating draws 0..{} and quantizing", request.draw);
   auto prepared = quant::prepare_post_training(*model, splits, config.quant, static_cast<uint64_t>(config.seed),

@@ -127,17 +127,19 @@ class Exporter {
     return found->second;
   }
 
+  // QuantizeLinear → DequantizeLinear with the initializers `scale` and `zero`; the DQ's output.
+  std::string qdq(const std::string& input, const std::string& scale, const std::string& zero, const std::string& stem) {
+    const std::string q = writer_.fresh(stem + "_quantized");
+    writer_.node("QuantizeLinear", {input, scale, zero}, q);
+    const std::string dq = writer_.fresh(stem + "_dequantized");
+    writer_.node("DequantizeLinear", {q, scale, zero}, dq);
+    return dq;
+  }
+
   // Q → DQ on `grid`; below 8 bits, the b-bit range is kept by a Clip between two such pairs.
   Value quantize(const std::string& input, const quant::AffineParams& grid, int bits, const std::string& stem) {
     const auto [scale, zero] = writer_.grid_initializers(stem, grid);
-    auto pair = [&](const std::string& in, const std::string& out_stem) {
-      const std::string q = writer_.fresh(out_stem + "_quantized");
-      writer_.node("QuantizeLinear", {in, scale, zero}, q);
-      const std::string dq = writer_.fresh(out_stem + "_dequantized");
-      writer_.node("DequantizeLinear", {q, scale, zero}, dq);
-      return dq;
-    };
-    std::string out = pair(input, stem);
+    std::string out = qdq(input, scale, zero, stem);
     if (bits < 8) {
       const float step = grid.scale.item<float>();
       const auto zero_point = grid.zero_point.item<int64_t>();
@@ -148,7 +150,7 @@ class Exporter {
                    {out, writer_.initializer(stem + "_min", low, onnx::TensorProto::FLOAT),
                     writer_.initializer(stem + "_max", high, onnx::TensorProto::FLOAT)},
                    clipped);
-      out = pair(clipped, stem + "_" + std::to_string(bits) + "bit");
+      out = qdq(clipped, scale, zero, stem + "_" + std::to_string(bits) + "bit");
     }
     return {out, &grid};
   }
@@ -198,11 +200,7 @@ class Exporter {
   Value keep_grid(const std::string& output, const Value& input) {
     if (input.grid == nullptr) return {output, nullptr};
     const auto [scale, zero] = writer_.grid_initializers(output, *input.grid);
-    const std::string q = writer_.fresh(output + "_quantized");
-    writer_.node("QuantizeLinear", {output, scale, zero}, q);
-    const std::string dq = writer_.fresh(output + "_dequantized");
-    writer_.node("DequantizeLinear", {q, scale, zero}, dq);
-    return {dq, input.grid};
+    return {qdq(output, scale, zero, output), input.grid};
   }
 
   Value convert(const models::TracedOp& op) {
