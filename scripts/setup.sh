@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-packages=(g++ cmake make ninja-build git pkg-config libtorch-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
+packages=(g++ cmake make git pkg-config libtorch-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
           catch2 zlib1g-dev libturbojpeg0-dev libjpeg62-turbo-dev libgloo-dev dataset-fashion-mnist
           # OpenBLAS instead of Debian's reference BLAS: double backprop is 2.3x faster with it.
           libopenblas0-openmp
@@ -15,10 +15,6 @@ packages=(g++ cmake make ninja-build git pkg-config libtorch-dev libcli11-dev li
           libonnx-dev)
 scripts/install_packages.sh "${packages[@]}"
 
-# A new build folder uses Ninja, which keeps both cores busy across the chain of libraries (Make
-# waits for each library before compiling the next one's files); an existing one keeps its generator.
-generator=()
-[[ -f build/CMakeCache.txt ]] || generator=(-G Ninja)
-cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build build --target qrobust -j"$(nproc)"
 echo "built build/qrobust"
