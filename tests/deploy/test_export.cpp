@@ -92,7 +92,7 @@ TEST_CASE("the exported QDQ graph passes the ONNX checker: ResNet-8, ResNet-20, 
       for (const auto policy : {quant::FirstLast::kQuantize, quant::FirstLast::kInt8, quant::FirstLast::kFloat}) {
         auto options = quant::QuantOptions().weight_granularity(granularity).first_last(policy);
         auto p = prepare(name, width, options);
-        const auto layers = p.model->quant_layers().size(), points = p.model->quant_points().size();
+        const auto layers = p.model->quant_layers().size();
         for (const auto& [label, plan] : std::vector<std::pair<std::string, quant::BitPlan>>{
                  {"w8a8", p.quantizer->plan(8, 8)}, {"w4a4", p.quantizer->plan(4, 4)}, {"w3a32", p.quantizer->plan(3, 32)},
                  {"float", p.quantizer->float_plan()}, {"mixed", mixed_plan(*p.model)}}) {
@@ -117,7 +117,6 @@ TEST_CASE("the exported QDQ graph passes the ONNX checker: ResNet-8, ResNet-20, 
           CHECK(count_ops(proto, "Clip") == static_cast<int>(low_points));
           CHECK(count_ops(proto, "QuantizeLinear") >= static_cast<int>(quantized_points + low_points));
           if (name != "vgg_like") CHECK(count_ops(proto, "QuantizeLinear") == static_cast<int>(quantized_points + low_points));
-          (void)points;
         }
       }
     }
