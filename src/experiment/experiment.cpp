@@ -121,6 +121,8 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   report::write_table(table, e.dir);
   for (const auto& reference : e.also_compare_with)
     report::write_table(report::make_table(e.name, entries, reference), e.dir, "table_vs_" + reference);
+  if (e.quantizers.size() > 1)
+    report::write_table(report::make_quantizer_table(e.name, entries, e.reference_quantizer), e.dir, "table_by_quantizer");
   std::string warning;
   for (const auto& file : report::write_plots(table, e.dir, warning)) spdlog::info("wrote {}", file);
   // The model's element names, in order, for the gradient-norm figure.
@@ -132,7 +134,7 @@ nlohmann::json run_experiment(const Experiment& e, const RunOptions& options) {
   for (const auto& file : report::write_gradient_norms(e.name, gradient_norms, layers, points, e.dir, warning))
     spdlog::info("wrote {}", file);
   if (!sensitivities.empty()) report::write_sensitivity_table(e.name, sensitivities, e.dir);
-  if (!searches.empty()) report::write_mixed_precision_table(e.name, searches, e.dir);
+  if (!searches.empty()) report::write_mixed_precision_table(e.name, searches, e.dir, e.reference);
   if (!warning.empty()) spdlog::warn("{}", warning);
   return table;
 }

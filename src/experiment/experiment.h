@@ -9,6 +9,9 @@
 //                                       sensitivity_<quantizer>_<split>.* when asked for
 //   RESULTS/NAME/table.{json,md,csv}    rows: variants, mean ± std over seeds; columns: fp32 and
 //                                       each bit pair; paired differences from the reference
+//   RESULTS/NAME/table_by_quantizer.{json,md,csv}  with two or more quantizer settings: per
+//                                       variant, rows: quantizer settings; paired differences
+//                                       from the reference quantizer setting
 //   RESULTS/NAME/plot_<quantizer>.{svg,png}, plot_gradient_norms.{svg,png}, gradient_norms.json
 //   RESULTS/NAME/sensitivity.{json,md}  when asked for
 // Re-running skips what is complete and resumes an interrupted training run, seed by seed.
@@ -22,6 +25,8 @@
 //   reference: none                       # the variant the others are compared with (default none)
 //   also_compare_with: [grad_l1]          # optional: more references, one table each
 //                                         # (RESULTS/NAME/table_vs_grad_l1.{json,md,csv})
+//   reference_quantizer: rtn              # the quantizer setting the others are compared with in
+//                                         # table_by_quantizer (default: the first listed)
 //   set: {train.epochs: 30}               # overrides of the base (optional)
 //   baseline: true                        # train the base once; variants fine-tune from it
 //   finetune: {train.epochs: 3, train.lr: 0.01}  # overrides every variant gets (optional)
@@ -108,6 +113,7 @@ struct Experiment {
   std::vector<int64_t> selected_seeds;
   std::string reference = "none";
   std::vector<std::string> also_compare_with;  // table_vs_<variant>: the same table against these
+  std::string reference_quantizer;             // table_by_quantizer's reference: a quantizers name
   std::vector<PlannedRun> runs;  // per seed: the baseline first (when shared), then the variants
   std::vector<Overrides> quantizers;
   std::vector<data::Split> splits;

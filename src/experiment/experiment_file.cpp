@@ -116,6 +116,10 @@ Experiment load_experiment(const std::string& path, const std::string& results_r
     e.quantizers.push_back({name, assignments});
   }
   if (e.quantizers.empty()) e.quantizers.push_back({"default", {}});
+  e.reference_quantizer = s.text("reference_quantizer", e.quantizers.front().name);
+  if (std::none_of(e.quantizers.begin(), e.quantizers.end(),
+                   [&](const Overrides& q) { return q.name == e.reference_quantizer; }))
+    s.fail("reference_quantizer", "\"" + e.reference_quantizer + "\" is not one of sweep.quantizers");
   try {
     sweep::grid(e.sweep);
   } catch (const UsageError& error) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "report/format.h"
@@ -138,11 +139,14 @@ std::vector<std::string> write_mixed_precision(const nlohmann::json& doc, const 
 }
 
 void write_mixed_precision_table(const std::string& experiment, const std::vector<MixedPrecisionEntry>& entries,
-                                 const std::string& dir) {
-  // Per (quantizer, criterion, budget), per variant: accuracy per seed, and the uniform's at or below.
+                                 const std::string& dir, const std::string& reference) {
+  // Per (quantizer, criterion, budget), per variant, per seed: the plan's accuracy and the uniform's at or below.
+  struct Seed {
+    double plan = 0, average = 0;
+    std::optional<double> uniform;
+  };
   struct Cell {
-    std::vector<double> plan, uniform;
-    std::vector<double> average;
+    std::map<int64_t, Seed> seeds;
     std::string uniform_label;
   };
   std::map<std::string, std::map<std::string, std::map<double, std::map<std::string, Cell>>>> cells;
@@ -153,50 +157,75 @@ void write_mixed_precision_table(const std::string& experiment, const std::vecto
     for (const auto& row : entry.search.at("plans")) {
       const double budget = row.at("budget").get<double>();
       auto& cell = cells[entry.quantizer][row.at("criterion").get<std::string>()][budget][entry.variant];
-      const auto* below = uniform_at_or_below(uniform, budget);
-      cell.plan.push_back(row.at("accuracy").get<double>());
-      cell.average.push_back(row.at("average").get<double>());
-      if (below) {
-        cell.uniform.push_back(below->at("accuracy").get<double>());
+      auto& seed = cell.seeds[entry.seed];
+      seed.plan = row.at("accuracy").get<double>();
+      seed.average = row.at("average").get<double>();
+      if (const auto* below = uniform_at_or_below(uniform, budget)) {
+        seed.uniform = below->at("accuracy").get<double>();
         cell.uniform_label = "w" + below->at("weight_bits").dump() + "a" + below->at("act_bits").dump();
       }
     }
   }
+  // "mean [low, high]" of a − b, the mean alone from one pair, "–" from none.
+  auto difference_text = [](const std::vector<double>& a, const std::vector<double>& b) {
+    if (a.empty()) return std::string("–");
+    const auto d = stats::paired_difference(a, b);
+    if (!d.defined) return fixed(d.difference.mean, 2);
+    return fixed(d.difference.mean, 2) + " [" + fixed(d.low, 2) + ", " + fixed(d.high, 2) + "]";
+  };
   std::ostringstream md;
-  nlohmann::json doc{{"experiment", experiment}, {"rows", nlohmann::json::array()}};
+  nlohmann::json doc{{"experiment", experiment}, {"reference", reference}, {"rows", nlohmann::json::array()}};
   md << "# " << experiment << ": mixed precision against uniform\n\n"
      << "Per budget and criterion: test accuracy of the chosen plan, mean ± std over seeds (each seed's figure is "
-        "the mean over its calibration draws), and the paired difference from the uniform configuration at the "
-        "nearest budget at or below, with its 95 % t-interval (defined from 2 seeds).\n";
+        "the mean over its calibration draws), its paired difference from the uniform configuration at the "
+        "nearest budget at or below, and from "
+     << reference << "'s plan at the same budget and criterion, each with its 95 % t-interval over seeds "
+        "(defined from 2 seeds).\n";
   for (const auto& [quantizer, by_criterion] : cells) {
     md << "\n## " << quantizer << "\n\n| criterion | budget | variant | seeds | plan accuracy | uniform | uniform accuracy | "
-          "plan − uniform [95 % CI] |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+          "plan − uniform [95 % CI] | plan − " << reference << " [95 % CI] |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
     for (const auto& [criterion, by_budget] : by_criterion)
       for (auto it = by_budget.rbegin(); it != by_budget.rend(); ++it)
         for (const auto& variant : variants) {
           const auto found = it->second.find(variant);
           if (found == it->second.end()) continue;
           const auto& cell = found->second;
-          const bool paired = cell.uniform.size() == cell.plan.size();
-          const auto difference = paired ? stats::paired_difference(cell.plan, cell.uniform) : stats::PairedDifference{};
-          std::string diff = "–";
-          if (paired && difference.defined)
-            diff = fixed(difference.difference.mean, 2) + " [" + fixed(difference.low, 2) + ", " + fixed(difference.high, 2) + "]";
-          else if (paired)
-            diff = fixed(cell.plan[0] - cell.uniform[0], 2);
-          md << "| " << criterion << " | " << budget_text(it->first) << " | " << variant << " | " << cell.plan.size()
-             << " | " << mean_std(cell.plan, 2) << " | " << (paired ? cell.uniform_label : "–") << " | "
-             << (paired ? mean_std(cell.uniform, 2) : "–") << " | " << diff << " |\n";
-          doc["rows"].push_back({{"quantizer", quantizer},
-                                 {"criterion", criterion},
-                                 {"budget", it->first},
-                                 {"variant", variant},
-                                 {"plan_accuracy", cell.plan},
-                                 {"average", cell.average},
-                                 {"uniform", paired ? cell.uniform_label : ""},
-                                 {"uniform_accuracy", paired ? cell.uniform : std::vector<double>{}},
-                                 {"difference_low", difference.defined ? difference.low : 0.0},
-                                 {"difference_high", difference.defined ? difference.high : 0.0}});
+          std::vector<int64_t> seeds;
+          std::vector<double> plan, average, uniform;
+          for (const auto& [seed, figures] : cell.seeds) {
+            seeds.push_back(seed), plan.push_back(figures.plan), average.push_back(figures.average);
+            if (figures.uniform) uniform.push_back(*figures.uniform);
+          }
+          const bool paired = uniform.size() == plan.size();
+          const auto from_uniform = paired ? stats::paired_difference(plan, uniform) : stats::PairedDifference{};
+          // Against the reference variant's plan, on the seeds both have.
+          std::vector<double> mine, theirs;
+          const auto reference_cell = it->second.find(reference);
+          if (variant != reference && reference_cell != it->second.end())
+            for (const auto& [seed, figures] : cell.seeds)
+              if (const auto other = reference_cell->second.seeds.find(seed); other != reference_cell->second.seeds.end())
+                mine.push_back(figures.plan), theirs.push_back(other->second.plan);
+          md << "| " << criterion << " | " << budget_text(it->first) << " | " << variant << " | " << plan.size() << " | "
+             << mean_std(plan, 2) << " | " << (paired ? cell.uniform_label : "–") << " | "
+             << (paired ? mean_std(uniform, 2) : "–") << " | " << (paired ? difference_text(plan, uniform) : "–")
+             << " | " << difference_text(mine, theirs) << " |\n";
+          nlohmann::json row{{"quantizer", quantizer},
+                             {"criterion", criterion},
+                             {"budget", it->first},
+                             {"variant", variant},
+                             {"seeds", seeds},
+                             {"plan_accuracy", plan},
+                             {"average", average},
+                             {"uniform", paired ? cell.uniform_label : ""},
+                             {"uniform_accuracy", paired ? uniform : std::vector<double>{}},
+                             {"difference_low", from_uniform.defined ? from_uniform.low : 0.0},
+                             {"difference_high", from_uniform.defined ? from_uniform.high : 0.0}};
+          if (!mine.empty()) {
+            const auto d = stats::paired_difference(mine, theirs);
+            row["versus_reference"] = {{"mean", d.difference.mean}, {"n", d.difference.n}, {"defined", d.defined},
+                                       {"low", d.low},              {"high", d.high},      {"excludes_zero", d.excludes_zero()}};
+          }
+          doc["rows"].push_back(row);
         }
   }
   util::write_file_atomically(dir + "/mixed_precision.json", doc.dump(2) + "\n");

@@ -2,8 +2,8 @@
 // Rendering of mixed-precision documents (mixed_precision/search.h): for one run, Markdown and
 // CSV beside the JSON, every chosen plan as a plan file `sweep-bits --plan` reads, and a Pareto
 // chart (accuracy against average bits, one line per criterion, the uniform points marked); for
-// an experiment, per budget and criterion the mean ± std over seeds and the paired difference
-// from uniform at the nearest budget at or below.
+// an experiment, per budget and criterion the mean ± std over seeds and the paired differences
+// from uniform at the nearest budget at or below and from a reference variant's plan.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,8 +27,9 @@ struct MixedPrecisionEntry {
   nlohmann::json search;
 };
 
-// DIR/mixed_precision.json and DIR/mixed_precision.md (see above).
+// DIR/mixed_precision.json and DIR/mixed_precision.md (see above), each variant's plans also
+// compared with the `reference` variant's at the same budget and criterion, paired by seed.
 void write_mixed_precision_table(const std::string& experiment, const std::vector<MixedPrecisionEntry>& entries,
-                                 const std::string& dir);
+                                 const std::string& dir, const std::string& reference = "none");
 
 }  // namespace qrobust::report

@@ -38,58 +38,94 @@ nlohmann::json difference_json(const SeedValues& variant, const SeedValues& refe
           {"high", d.high},           {"defined", d.defined},      {"excludes_zero", d.excludes_zero()}};
 }
 
+// One table: a row per variant (or per quantizer setting), a column per configuration.
+struct Grid {
+  std::string group, split;  // the quantizer setting (or variant) the table is about
+  nlohmann::json settings;
+  std::vector<std::string> rows;
+  std::map<std::string, std::map<std::string, SeedValues>> values;  // row -> column -> seed -> accuracy
+};
+
+// The sweep header without what differs between the runs of one table.
+nlohmann::json table_settings(const nlohmann::json& sweep) {
+  auto settings = sweep.at("header");
+  for (const char* key : {"checkpoint", "elapsed_seconds", "git_sha", "libtorch", "seed"}) settings.erase(key);
+  return settings;
+}
+
+// Groups the entries into one Grid per (group, split), in the entries' order, and collects the
+// columns. `by_variant`: groups are quantizer settings and rows variants; otherwise the reverse.
+std::vector<Grid> grids(const std::vector<SweepEntry>& entries, bool by_variant, std::vector<std::string>& columns) {
+  std::vector<Grid> out;
+  for (const auto& entry : entries) {
+    const auto& group = by_variant ? entry.quantizer : entry.variant;
+    const auto& row = by_variant ? entry.variant : entry.quantizer;
+    auto grid = std::find_if(out.begin(), out.end(),
+                             [&](const Grid& g) { return g.group == group && g.split == entry.split; });
+    if (grid == out.end()) {
+      out.push_back({group, entry.split, by_variant ? table_settings(entry.sweep) : nlohmann::json::object(), {}, {}});
+      grid = out.end() - 1;
+    }
+    if (std::find(grid->rows.begin(), grid->rows.end(), row) == grid->rows.end()) {
+      grid->rows.push_back(row);
+      if (!by_variant) grid->settings[row] = table_settings(entry.sweep);
+    }
+    for (const auto& sweep_row : entry.sweep.at("rows")) {
+      const auto config = sweep_row.at("config").get<std::string>();
+      grid->values[row][config][entry.seed] = sweep_row.at("accuracy").get<double>();
+      if (std::find(columns.begin(), columns.end(), config) == columns.end()) columns.push_back(config);
+    }
+  }
+  return out;
+}
+
+// {group_key, "split", "settings", "rows": [{row_key, "accuracy"}], "comparison": [{row_key, "difference"}]};
+// the comparison only when the grid has the reference row.
+nlohmann::json grid_json(const Grid& g, const std::string& reference, const char* group_key, const char* row_key) {
+  nlohmann::json rows = nlohmann::json::array(), comparison = nlohmann::json::array();
+  for (const auto& row : g.rows) {
+    nlohmann::json accuracy = nlohmann::json::object();
+    for (const auto& [column, values] : g.values.at(row)) accuracy[column] = summary_json(values);
+    rows.push_back({{row_key, row}, {"accuracy", accuracy}});
+  }
+  nlohmann::json table = {{group_key, g.group}, {"split", g.split}, {"settings", g.settings}, {"rows", rows}};
+  const auto reference_values = g.values.find(reference);
+  if (reference_values == g.values.end()) return table;
+  for (const auto& row : g.rows) {
+    if (row == reference) continue;
+    nlohmann::json difference = nlohmann::json::object();
+    for (const auto& [column, values] : g.values.at(row))
+      if (reference_values->second.count(column))
+        difference[column] = difference_json(values, reference_values->second.at(column));
+    comparison.push_back({{row_key, row}, {"difference", difference}});
+  }
+  table["comparison"] = comparison;
+  return table;
+}
+
+nlohmann::json make(const std::string& experiment, const std::vector<SweepEntry>& entries, const std::string& reference,
+                    bool by_variant) {
+  std::vector<std::string> columns;
+  nlohmann::json tables = nlohmann::json::array();
+  for (const auto& g : grids(entries, by_variant, columns))
+    tables.push_back(by_variant ? grid_json(g, reference, "quantizer", "variant") : grid_json(g, reference, "variant", "quantizer"));
+  return {{"experiment", experiment},
+          {"rows_are", by_variant ? "variant" : "quantizer"},
+          {"reference", reference},
+          {"columns", columns},
+          {"tables", tables}};
+}
+
 }  // namespace
 
 nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
                           const std::string& reference) {
-  std::vector<std::string> columns;
-  struct Table {
-    std::string quantizer, split;
-    nlohmann::json settings;
-    std::vector<std::string> variants;
-    std::map<std::string, std::map<std::string, SeedValues>> values;  // variant -> column -> seed -> accuracy
-  };
-  std::vector<Table> tables;
-  for (const auto& entry : entries) {
-    auto table = std::find_if(tables.begin(), tables.end(),
-                              [&](const Table& t) { return t.quantizer == entry.quantizer && t.split == entry.split; });
-    if (table == tables.end()) {
-      auto settings = entry.sweep.at("header");
-      for (const char* key : {"checkpoint", "elapsed_seconds", "git_sha", "libtorch", "seed"}) settings.erase(key);
-      tables.push_back({entry.quantizer, entry.split, settings, {}, {}});
-      table = tables.end() - 1;
-    }
-    if (std::find(table->variants.begin(), table->variants.end(), entry.variant) == table->variants.end())
-      table->variants.push_back(entry.variant);
-    for (const auto& row : entry.sweep.at("rows")) {
-      const auto config = row.at("config").get<std::string>();
-      table->values[entry.variant][config][entry.seed] = row.at("accuracy").get<double>();
-      if (std::find(columns.begin(), columns.end(), config) == columns.end()) columns.push_back(config);
-    }
-  }
-  nlohmann::json out_tables = nlohmann::json::array();
-  for (const auto& t : tables) {
-    nlohmann::json rows = nlohmann::json::array(), comparison = nlohmann::json::array();
-    for (const auto& variant : t.variants) {
-      nlohmann::json accuracy = nlohmann::json::object();
-      for (const auto& [column, values] : t.values.at(variant)) accuracy[column] = summary_json(values);
-      rows.push_back({{"variant", variant}, {"accuracy", accuracy}});
-    }
-    auto reference_values = t.values.find(reference);
-    if (reference_values != t.values.end())
-      for (const auto& variant : t.variants) {
-        if (variant == reference) continue;
-        nlohmann::json difference = nlohmann::json::object();
-        for (const auto& [column, values] : t.values.at(variant))
-          if (reference_values->second.count(column))
-            difference[column] = difference_json(values, reference_values->second.at(column));
-        comparison.push_back({{"variant", variant}, {"difference", difference}});
-      }
-    nlohmann::json table = {{"quantizer", t.quantizer}, {"split", t.split}, {"settings", t.settings}, {"rows", rows}};
-    if (reference_values != t.values.end()) table["comparison"] = comparison;
-    out_tables.push_back(table);
-  }
-  return {{"experiment", experiment}, {"reference", reference}, {"columns", columns}, {"tables", out_tables}};
+  return make(experiment, entries, reference, true);
+}
+
+nlohmann::json make_quantizer_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
+                                    const std::string& reference_quantizer) {
+  return make(experiment, entries, reference_quantizer, false);
 }
 
 namespace {
@@ -131,44 +167,63 @@ std::string difference_cell(const nlohmann::json& difference, const std::string&
 void write_table(const nlohmann::json& table, const std::string& dir, const std::string& name) {
   const auto columns = table.at("columns").get<std::vector<std::string>>();
   const auto reference = table.value("reference", std::string("none"));
+  const bool by_variant = table.value("rows_are", std::string("variant")) == "variant";
+  const char* row_key = by_variant ? "variant" : "quantizer";
+  const char* group_key = by_variant ? "quantizer" : "variant";
   std::ostringstream md, csv;
-  md << "# " << table.at("experiment").get<std::string>()
-     << ": accuracy (%)\n\nCells: mean ± std (number of seeds) over seeds; each seed's value is the mean over its "
+  md << "# " << table.at("experiment").get<std::string>() << ": accuracy (%)"
+     << (by_variant ? "" : " by quantizer setting, one table per variant")
+     << "\n\nCells: mean ± std (number of seeds) over seeds; each seed's value is the mean over its "
         "calibration draws. Differences: mean paired difference from "
-     << reference << " (paired by seed) [95 % t-interval]; bold where the interval excludes 0.\n";
+     << (by_variant ? "" : "the quantizer setting ") << reference
+     << " (paired by seed) [95 % t-interval]; bold where the interval excludes 0.\n";
   csv << "table,variant,quantizer,split,column,mean,std,n,low,high\n";
-  auto header_row = [&](const char* first) {
-    md << "| " << first << " |";
+  auto header_row = [&]() {
+    md << "| " << row_key << " |";
     for (const auto& c : columns) md << " " << c << " |";
     md << "\n| --- |";
     for (size_t i = 0; i < columns.size(); ++i) md << " --- |";
     md << "\n";
   };
   for (const auto& t : table.at("tables")) {
-    const auto quantizer = t.at("quantizer").get<std::string>();
+    const auto group = t.at(group_key).get<std::string>();
     const auto split = t.at("split").get<std::string>();
-    md << "\n## " << quantizer << ", " << split << " split\n\n" << settings_text(t.at("settings"), "table " + quantizer + ", " + split) << "\n\n";
-    header_row("variant");
+    const std::string source = "table " + group + ", " + split;
+    md << "\n## " << group << ", " << split << " split\n\n";
+    if (by_variant) {
+      md << settings_text(t.at("settings"), source) << "\n\n";
+    } else {
+      for (const auto& row : t.at("rows")) {
+        const auto quantizer = row.at("quantizer").get<std::string>();
+        md << "- " << quantizer << ": " << settings_text(t.at("settings").at(quantizer), source + ", " + quantizer) << "\n";
+      }
+      md << "\n";
+    }
+    // A CSV line names the variant and the quantizer setting whichever the rows are.
+    auto csv_names = [&](const std::string& row) {
+      return by_variant ? row + "," + group : group + "," + row;
+    };
+    header_row();
     for (const auto& row : t.at("rows")) {
-      const auto variant = row.at("variant").get<std::string>();
-      md << "| " << variant << " |";
+      const auto label = row.at(row_key).get<std::string>();
+      md << "| " << label << " |";
       for (const auto& c : columns) md << " " << cell(row.at("accuracy"), c) << " |";
       md << "\n";
       for (const auto& [column, s] : row.at("accuracy").items())
-        csv << "accuracy," << variant << "," << quantizer << "," << split << "," << column << "," << s.at("mean").dump()
-            << "," << s.at("std").dump() << "," << s.at("n") << ",,\n";
+        csv << "accuracy," << csv_names(label) << "," << split << "," << column << "," << s.at("mean").dump() << ","
+            << s.at("std").dump() << "," << s.at("n") << ",,\n";
     }
     if (!t.contains("comparison")) continue;
     md << "\nDifference from " << reference << ":\n\n";
-    header_row("variant");
+    header_row();
     for (const auto& row : t.at("comparison")) {
-      const auto variant = row.at("variant").get<std::string>();
-      md << "| " << variant << " |";
+      const auto label = row.at(row_key).get<std::string>();
+      md << "| " << label << " |";
       for (const auto& c : columns) md << " " << difference_cell(row.at("difference"), c) << " |";
       md << "\n";
       for (const auto& [column, d] : row.at("difference").items())
-        csv << "difference," << variant << "," << quantizer << "," << split << "," << column << "," << d.at("mean").dump()
-            << "," << d.at("std").dump() << "," << d.at("n") << ","
+        csv << "difference," << csv_names(label) << "," << split << "," << column << "," << d.at("mean").dump() << ","
+            << d.at("std").dump() << "," << d.at("n") << ","
             << (d.at("defined").get<bool>() ? d.at("low").dump() + "," + d.at("high").dump() : std::string(",")) << "\n";
     }
   }

@@ -4,7 +4,9 @@
 // the variants' sweep-bits documents of every seed. A cell is the mean ± std over seeds (each
 // seed's value already the mean over its calibration draws). A comparison section gives, for
 // every variant, its paired difference from a reference variant (paired by seed) with the 95 %
-// t-interval. Plots show accuracy against bit-width with ±1 std error bars, drawn by gnuplot.
+// t-interval. The same sweeps, turned around, give one table per variant with a row per quantizer
+// setting, compared with a reference setting: what each PTQ recipe recovers over round-to-nearest
+// on the same weights. Plots show accuracy against bit-width with ±1 std error bars, via gnuplot.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -21,7 +23,8 @@ struct SweepEntry {
   nlohmann::json sweep;
 };
 
-// {"experiment", "reference", "columns": [configs], "tables": [{"quantizer", "split", "settings",
+// {"experiment", "rows_are": "variant", "reference", "columns": [configs],
+//  "tables": [{"quantizer", "split", "settings",
 //   "rows": [{"variant", "accuracy": {config: {"mean", "std", "n", "min", "max", "seeds", "values"}}}],
 //   "comparison": [{"variant", "difference": {config: {"mean", "std", "n", "low", "high",
 //                   "defined", "excludes_zero"}}}]}]}
@@ -29,11 +32,18 @@ struct SweepEntry {
 nlohmann::json make_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
                           const std::string& reference = "none");
 
-// DIR/NAME.json, DIR/NAME.md and DIR/NAME.csv (one line per cell), each atomically.
+// The same, turned around: {"experiment", "rows_are": "quantizer", "reference", "columns", "tables":
+//   [{"variant", "split", "settings": {quantizer: settings}, "rows": [{"quantizer", "accuracy"}],
+//     "comparison": [{"quantizer", "difference"}]}]}, the differences from `reference_quantizer`
+// paired by seed.
+nlohmann::json make_quantizer_table(const std::string& experiment, const std::vector<SweepEntry>& entries,
+                                    const std::string& reference_quantizer);
+
+// DIR/NAME.json, DIR/NAME.md and DIR/NAME.csv (one line per cell), each atomically, for either kind.
 void write_table(const nlohmann::json& table, const std::string& dir, const std::string& name = "table");
 
-// DIR/plot_<quantizer>.svg and .png for every quantizer's test-split table (the first split
-// when there is no test split), via gnuplot. Returns the files written; when gnuplot is not
+// DIR/plot_<quantizer>.svg and .png for every quantizer's test-split table of a make_table
+// table (the first split when there is no test split), via gnuplot. Returns the files written; when gnuplot is not
 // installed, writes nothing and says so in `warning`.
 std::vector<std::string> write_plots(const nlohmann::json& table, const std::string& dir, std::string& warning);
 

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <regex>
@@ -70,7 +71,7 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   testing::TempDir data, work;
   testing::write_cifar10(data.path(), 48);
   const auto base = write_base(work, data.path());
-  util::write_file_atomically(work.file("exp.yaml"), experiment_text(base) + "also_compare_with: [ste@4]\n");
+  util::write_file_atomically(work.file("exp.yaml"), experiment_text(base) + "also_compare_with: [ste@4]\nreference_quantizer: per_channel\n");
   const auto experiment = experiment::load_experiment(work.file("exp.yaml"), work.file("results"));
   REQUIRE(experiment.runs.size() == 6);  // 2 seeds x (baseline + 2 variants)
   CHECK(experiment.runs[0].name == "baseline");
@@ -125,6 +126,18 @@ TEST_CASE("an experiment trains a baseline per seed, fine-tunes, sweeps and tabu
   CHECK(against_ste[1]["variant"] == "none");
   CHECK(against_ste[1]["difference"]["w4a4"]["mean"].get<double>() == Approx(-difference["mean"].get<double>()));
   CHECK_THAT(util::read_file(dir + "/table_vs_ste@4.md"), Catch::Contains("Difference from ste@4"));
+  // Turned around: per variant and split, per_tensor against the reference setting per_channel, by seed.
+  const auto by_quantizer = nlohmann::json::parse(util::read_file(dir + "/table_by_quantizer.json"));
+  CHECK(by_quantizer["reference"] == "per_channel");
+  const auto ste_val = std::find_if(by_quantizer["tables"].begin(), by_quantizer["tables"].end(),
+                                    [](const auto& t) { return t["variant"] == "ste@4" && t["split"] == "val"; });
+  REQUIRE(ste_val != by_quantizer["tables"].end());
+  REQUIRE((*ste_val)["comparison"].size() == 1);
+  CHECK((*ste_val)["comparison"][0]["quantizer"] == "per_tensor");
+  const double channel1 = accuracy_of(dir + "/seed_1/ste@4/sweep_per_channel_val.json", 2);
+  const double channel2 = accuracy_of(dir + "/seed_2/ste@4/sweep_per_channel_val.json", 2);
+  CHECK((*ste_val)["comparison"][0]["difference"]["w4a4"]["mean"].get<double>() ==
+        Approx(((seed1 - channel1) + (seed2 - channel2)) / 2));
   const auto sweep = nlohmann::json::parse(util::read_file(dir + "/seed_1/ste@4/sweep_per_tensor_val.json"));
   CHECK(sweep["header"]["split"] == "val");
   CHECK(sweep["header"]["samples"] == 32);
@@ -244,6 +257,8 @@ TEST_CASE("experiment files with mistakes are one-line config errors that name t
   CHECK_THAT(error_for("base: " + work.file("missing.yaml") + "\nvariants: {x: {}}\n"), Catch::Contains("config file not found"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nseeds: [1, 1]\n"), Catch::Contains("seeds: lists seed 1 twice"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nreference: y\n"), Catch::Contains("reference: \"y\" is not one of the variants"));
+  CHECK_THAT(error_for(head + "variants: {x: {}}\nreference_quantizer: q\n"),
+             Catch::Contains("reference_quantizer: \"q\" is not one of sweep.quantizers"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nalso_compare_with: [y]\n"),
              Catch::Contains("also_compare_with: \"y\" is not one of the variants"));
   CHECK_THAT(error_for(head + "variants: {x: {}}\nsweep: {calibration_draws: 0}\n"),

@@ -96,3 +96,50 @@ TEST_CASE("over seeds, cells are mean ± std and the comparison is a paired t-in
   CHECK_THAT(md, Catch::Contains("+2.00 [-0.48, +4.48]"));
   CHECK_THAT(util::read_file(dir.file("table.csv")), Catch::Contains("difference,grad_l1,q,test,w4a4,2.0,1.0,3,"));
 }
+
+TEST_CASE("turned around, a table per variant compares each quantizer setting with a reference setting by seed") {
+  // none under rtn: 70, 72, 68 at w4a4; under adaround: 75, 76, 74 (gains 5, 4, 6); grad_l1 one seed only.
+  std::vector<report::SweepEntry> entries;
+  const std::vector<std::tuple<int64_t, double, double>> seeds = {{1, 70, 75}, {2, 72, 76}, {3, 68, 74}};
+  for (const auto& [seed, rtn, adaround] : seeds) {
+    entries.push_back({"none", seed, "rtn", "test", sweep_doc(90, rtn, "per_tensor")});
+    entries.push_back({"none", seed, "adaround", "test", sweep_doc(90, adaround, "per_channel")});
+  }
+  entries.push_back({"grad_l1", 1, "rtn", "test", sweep_doc(89, 71, "per_tensor")});
+  entries.push_back({"grad_l1", 1, "adaround", "test", sweep_doc(89, 77, "per_channel")});
+  const auto table = report::make_quantizer_table("recipes", entries, "rtn");
+  CHECK(table["rows_are"] == "quantizer");
+  CHECK(table["reference"] == "rtn");
+  REQUIRE(table["tables"].size() == 2);
+  const auto& none = table["tables"][0];
+  CHECK(none["variant"] == "none");
+  REQUIRE(none["rows"].size() == 2);
+  CHECK(none["rows"][1]["quantizer"] == "adaround");
+  CHECK(none["rows"][1]["accuracy"]["w4a4"]["mean"].get<double>() == Approx(75.0));
+  CHECK(none["settings"]["adaround"]["weight_granularity"] == "per_channel");
+  CHECK(none["settings"]["rtn"]["weight_granularity"] == "per_tensor");
+  REQUIRE(none["comparison"].size() == 1);
+  const auto& d = none["comparison"][0]["difference"]["w4a4"];
+  CHECK(none["comparison"][0]["quantizer"] == "adaround");
+  CHECK(d["n"] == 3);
+  CHECK(d["mean"].get<double>() == Approx(5.0));
+  // mean ± t(0.975, 2) · 1 / √3 = 5 ± 2.484138: excludes 0.
+  CHECK(d["low"].get<double>() == Approx(2.515862).epsilon(1e-5));
+  CHECK(d["excludes_zero"].get<bool>());
+  CHECK(table["tables"][1]["comparison"][0]["difference"]["w4a4"]["mean"].get<double>() == Approx(6.0));
+
+  testing::TempDir dir;
+  report::write_table(table, dir.path(), "table_by_quantizer");
+  CHECK(nlohmann::json::parse(util::read_file(dir.file("table_by_quantizer.json"))) == table);
+  const auto md = util::read_file(dir.file("table_by_quantizer.md"));
+  CHECK_THAT(md, Catch::Contains("by quantizer setting, one table per variant"));
+  CHECK_THAT(md, Catch::Contains("## none, test split"));
+  CHECK_THAT(md, Catch::Contains("- adaround: weights per_channel"));
+  CHECK_THAT(md, Catch::Contains("| quantizer | fp32 | w4a4 |"));
+  CHECK_THAT(md, Catch::Contains("| adaround | 90.00 ± 0.00 (3) | 75.00 ± 1.00 (3) |"));
+  CHECK_THAT(md, Catch::Contains("| adaround | +0.00 [+0.00, +0.00] | **+5.00** [+2.52, +7.48] |"));
+  // CSV lines name the variant, then the quantizer setting, as in the variant tables.
+  const auto csv = util::read_file(dir.file("table_by_quantizer.csv"));
+  CHECK_THAT(csv, Catch::Contains("accuracy,grad_l1,adaround,test,w4a4,77.0,0.0,1,,\n"));
+  CHECK_THAT(csv, Catch::Contains("difference,none,adaround,test,w4a4,5.0,1.0,3,"));
+}
