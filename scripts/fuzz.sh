@@ -13,7 +13,7 @@ seconds="${1:-60}"
 harnesses=(${HARNESSES:-pickle checkpoint idx cifar10 config jpeg bit_plan})
 [[ -x build/qrobust_tests ]] || scripts/setup.sh
 scripts/install_packages.sh clang
-cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQROBUST_FUZZ=ON > /dev/null
+cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQROBUST_FUZZ=ON -DCMAKE_UNITY_BUILD=OFF > /dev/null
 cmake --build build-fuzz -j"$(nproc)" > build-fuzz/build.log 2>&1 || { tail -30 build-fuzz/build.log; exit 1; }
 
 corpus="$PWD/build-fuzz/corpus"

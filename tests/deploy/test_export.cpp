@@ -76,7 +76,7 @@ int count_ops(const onnx::ModelProto& proto, const std::string& op) {
 }
 
 // A mixed plan: layers cycle through 8, 4, 3, 32 bits and points through 8, 4, 32.
-quant::BitPlan mixed_plan(const models::ClassifierImpl& model) {
+quant::BitPlan cycled_plan(const models::ClassifierImpl& model) {
   quant::BitPlan plan;
   const int layer_cycle[] = {8, 4, 3, quant::kFloatBits}, point_cycle[] = {8, 4, quant::kFloatBits};
   for (size_t i = 0; i < model.quant_layers().size(); ++i) plan.layer_bits.push_back(layer_cycle[i % 4]);
@@ -95,7 +95,7 @@ TEST_CASE("the exported QDQ graph passes the ONNX checker: ResNet-8, ResNet-20, 
         const auto layers = p.model->quant_layers().size();
         for (const auto& [label, plan] : std::vector<std::pair<std::string, quant::BitPlan>>{
                  {"w8a8", p.quantizer->plan(8, 8)}, {"w4a4", p.quantizer->plan(4, 4)}, {"w3a32", p.quantizer->plan(3, 32)},
-                 {"float", p.quantizer->float_plan()}, {"mixed", mixed_plan(*p.model)}}) {
+                 {"float", p.quantizer->float_plan()}, {"mixed", cycled_plan(*p.model)}}) {
           INFO(name << " " << util::name_of(granularity, quant::kGranularityNames) << " "
                     << util::name_of(policy, quant::kFirstLastNames) << " " << label);
           const auto deployed = deploy::deployed_model(*p.quantizer, plan, 1);
@@ -302,7 +302,7 @@ TEST_CASE("the PyTorch export (--format torch) loads in Python: weights on their
   for (const auto granularity : {quant::Granularity::kPerTensor, quant::Granularity::kPerChannel}) {
     INFO(util::name_of(granularity, quant::kGranularityNames));
     auto p = prepare("resnet8", 4, quant::QuantOptions().weight_granularity(granularity));
-    const auto plan = mixed_plan(*p.model);
+    const auto plan = cycled_plan(*p.model);
     const auto deployed = deploy::deployed_model(*p.quantizer, plan, 0);
     testing::TempDir dir;
     deploy::write_torch(*p.model, deployed, "name: test\n", quant::bit_plan_json(plan, *p.model).dump(), 0, dir.file("q.pt"));

@@ -15,8 +15,8 @@ using namespace qrobust;
 namespace {
 
 // One trained tiny run with a val split, shared by the search tests.
-struct TrainedRun : testing::TrainedTinyRun {
-  TrainedRun()
+struct SearchRun : testing::TrainedTinyRun {
+  SearchRun()
       : TrainedTinyRun(1, [](config::ExperimentConfig& c) {
           c.data.val_size = 40;
           c.quant.calibration_samples(32);
@@ -57,7 +57,7 @@ TEST_CASE("candidates follow the first/last policy") {
 }
 
 TEST_CASE("a uniform plan evaluates to the sweep's row, and a mixed search fits every budget") {
-  TrainedRun run;
+  SearchRun run;
   // The plan file of uniform w4a4, evaluated with two calibration draws, against the sweep's row.
   auto model = models::build_model(run.config.model, data::dataset_info(run.config.data).input(), 0, torch::kCPU);
   quant::BitPlan uniform{std::vector<int>(model->quant_layers().size(), 4), std::vector<int>(model->quant_points().size(), 4)};

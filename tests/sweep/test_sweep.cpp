@@ -21,13 +21,13 @@ using namespace qrobust;
 
 namespace {
 // One trained tiny run shared by the sweep tests.
-struct TrainedRun : testing::TrainedTinyRun {
-  TrainedRun() : TrainedTinyRun(2, [](config::ExperimentConfig& c) { c.quant.calibration_samples(64); }) {}
+struct SweepRun : testing::TrainedTinyRun {
+  SweepRun() : TrainedTinyRun(2, [](config::ExperimentConfig& c) { c.quant.calibration_samples(64); }) {}
 };
 }  // namespace
 
 TEST_CASE("a sweep checks the stop flag before every configuration, a sensitivity analysis before every element") {
-  TrainedRun run;
+  SweepRun run;
   sweep::SweepOptions options;
   options.weight_bits = {8, 4};
   options.act_bits = {8, 4};
@@ -49,7 +49,7 @@ TEST_CASE("a sweep checks the stop flag before every configuration, a sensitivit
 }
 
 TEST_CASE("a sweep at 32/32 reproduces eval exactly, 16/16 within 0.1 points, and rows have the schema") {
-  TrainedRun run;
+  SweepRun run;
   auto model = models::build_model(run.config.model, data::dataset_info(run.config.data).input(), run.config.seed, torch::kCPU);
   io::load_checkpoint(run.checkpoint, *model, nullptr);
   const auto splits = data::load_splits(run.config.data, run.config.seed);
@@ -106,7 +106,7 @@ TEST_CASE("the grid is the full product or the zipped pairs, bad lists are usage
 }
 
 TEST_CASE("calibration draws: rows report the mean and spread of independent samples") {
-  TrainedRun run;
+  SweepRun run;
   sweep::SweepOptions options;
   options.weight_bits = {32, 4, 4};
   options.act_bits = {4, 4, 32};
@@ -137,7 +137,7 @@ TEST_CASE("calibration draws: rows report the mean and spread of independent sam
 }
 
 TEST_CASE("sensitivity: one in at 32 bits is the float model, one in for a layer quantizes only that layer") {
-  TrainedRun run;
+  SweepRun run;
   sweep::SensitivityOptions options;
   options.progress = false;
   options.bits = 32;
@@ -200,7 +200,7 @@ TEST_CASE("sensitivity: one in at 32 bits is the float model, one in for a layer
 }
 
 TEST_CASE("PTQ recipes in a sweep: AdaRound's weight-only rows are at least nearest rounding's, the header names the recipe") {
-  TrainedRun run;
+  SweepRun run;
   sweep::SweepOptions options;
   options.weight_bits = {4, 3};
   options.act_bits = {32, 32};
